@@ -1,0 +1,1 @@
+"""The plugin host: contracts and loading. The contract itself is :mod:`kaskad.hookspecs`."""

@@ -1,0 +1,1 @@
+"""Test kit for Kaskad and its plugin authors: real servers on loopback, fakes, helpers."""
