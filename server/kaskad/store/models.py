@@ -98,10 +98,23 @@ class OrderItem(Base):
 
 
 class Event(Base):
-    """Something a contact did. ``idempotency_key`` makes re-sent events no-ops."""
+    """Something a contact did. ``idempotency_key`` makes re-sent events no-ops.
+
+    ``dispatched_at`` is NULL until the engine has evaluated the event against
+    triggers, goals and event waits: events are read back from the database,
+    never handed over in memory, so none is lost when a process dies.
+    """
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),
+        Index(
+            "ix_events_undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(120))
@@ -109,6 +122,7 @@ class Event(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     received_at: Mapped[datetime] = mapped_column(server_default=_now())
+    dispatched_at: Mapped[datetime | None]
 
 
 class Flow(Base):
@@ -206,6 +220,22 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     sent_at: Mapped[datetime | None]
+
+
+class MessageEvent(Base):
+    """What happened to a sent message: delivered, opened, clicked, bounced, failed,
+    unsubscribed, replied. Written by provider webhooks and signed tracking links;
+    read by branch engagement conditions, cascades and analytics. The first of
+    each status per message is kept (re-sent webhooks are no-ops)."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (UniqueConstraint("outbox_id", "status"), Index("ix_message_events_contact", "contact_id", "at"))
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
 
 
 class ApiToken(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 02:07:00.799995
+Create Date: 2026-11-25 02:12:39.040465
 """
 from __future__ import annotations
 
@@ -79,12 +79,14 @@ def upgrade() -> None:
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
     sa.Column('received_at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
+    sa.Column('dispatched_at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_events_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_events_idempotency_key'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_contact_name_time', ['contact_id', 'name', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_undispatched', ['id'], unique=False, postgresql_where=sa.text('dispatched_at IS NULL'), sqlite_where=sa.text('dispatched_at IS NULL'))
 
     op.create_table('flow_versions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -205,9 +207,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_run_steps_flow_version_id'), ['flow_version_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_run_steps_run_id'), ['run_id'], unique=False)
 
+    op.create_table('message_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+    sa.Column('detail', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_message_events_contact_id_contacts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['outbox_id'], ['outbox.id'], name=op.f('fk_message_events_outbox_id_outbox'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_message_events')),
+    sa.UniqueConstraint('outbox_id', 'status', name=op.f('uq_message_events_outbox_id'))
+    )
+    with op.batch_alter_table('message_events', schema=None) as batch_op:
+        batch_op.create_index('ix_message_events_contact', ['contact_id', 'at'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('message_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_events_contact')
+
+    op.drop_table('message_events')
     with op.batch_alter_table('run_steps', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_run_steps_run_id'))
         batch_op.drop_index(batch_op.f('ix_run_steps_flow_version_id'))
@@ -241,6 +262,7 @@ def downgrade() -> None:
     op.drop_table('orders')
     op.drop_table('flow_versions')
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_undispatched', postgresql_where=sa.text('dispatched_at IS NULL'), sqlite_where=sa.text('dispatched_at IS NULL'))
         batch_op.drop_index('ix_events_contact_name_time')
 
     op.drop_table('events')
