@@ -1,6 +1,6 @@
 """Periodic jobs (RFM recompute, time-based triggers, points expiry, discount steps…).
 
-A feature module registers a job with :func:`every`; the engine's scheduler
+A feature area puts its jobs in ``kaskad/<area>/jobs.py`` with :func:`every`; the engine's scheduler
 (the leader, when several run) calls :func:`run_due` on each tick. A job gets
 the runtime and the current time and must be safe to run twice (idempotent),
 since a crash can interrupt it after it did part of its work.
@@ -53,3 +53,20 @@ def run_due(runtime: Any, now: datetime, force: bool = False) -> list[str]:
         except Exception:
             log.exception("periodic job %s failed", job.name)
     return ran
+
+
+def load_jobs() -> dict[str, Job]:
+    """Import every ``kaskad.<area>.jobs`` module so its jobs register themselves."""
+    import importlib
+    import pkgutil
+
+    import kaskad
+
+    for info in pkgutil.iter_modules(kaskad.__path__):
+        if info.ispkg:
+            try:
+                importlib.import_module(f"kaskad.{info.name}.jobs")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"kaskad.{info.name}.jobs":
+                    raise
+    return JOBS
