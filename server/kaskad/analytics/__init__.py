@@ -1,0 +1,1 @@
+"""Analytics: attribution, figures per flow/node/message/channel, uplift, base health."""
