@@ -12,6 +12,8 @@ from kaskad.store.models import Base
 
 MODEL_MODULES = [
     "kaskad.store.models",
+    "kaskad.webpush.models",
+    "kaskad.wallet.models",
 ]
 
 for _name in MODEL_MODULES:
