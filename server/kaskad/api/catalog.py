@@ -60,6 +60,7 @@ def build_catalog(runtime: Runtime) -> dict[str, Any]:
             {"name": m.name, "title": m.title or m.name, "config_schema": _schema(m.config_type)}
             for m in reg.mechanics.values()
         ],
+        "plugin_errors": list(reg.errors),
     }
 
 

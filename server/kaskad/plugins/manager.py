@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Iterable
 
+import msgspec
 import pluggy
 
 from kaskad import hookspecs
@@ -30,6 +31,8 @@ class Registry:
     mechanics: dict[str, Mechanic] = field(default_factory=dict)
     node_kinds: dict[str, NodeKind] = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
+    #: Things a plugin tried to register but could not, with the reason (shown in the catalog).
+    errors: list[str] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
     def _add(self, table: dict, kind: str, base: type, obj) -> None:
@@ -40,6 +43,19 @@ class Registry:
             raise PluginError(f"{kind} {obj!r} has no name")
         if name in table:
             raise PluginError(f"{kind} {name!r} is registered twice")
+        # A Struct that cannot be published as JSON Schema would break the catalog
+        # for everyone: refuse this one thing, loudly, and keep the rest working.
+        for attr in ("config_type", "message_type"):
+            struct = getattr(obj, attr, None)
+            if struct is None:
+                continue
+            try:
+                msgspec.json.schema(struct)
+            except Exception as exc:
+                msg = f"{kind} {name!r} was not loaded: its {attr} {getattr(struct, '__name__', struct)} is invalid: {exc}"
+                log.error(msg)
+                self.errors.append(msg)
+                return
         table[name] = obj
 
     def add_channel(self, channel: Channel) -> None:
