@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 
-class Settings(msgspec.Struct, kw_only=True):
+class Settings(msgspec.Struct, kw_only=True, dict=True):  # dict: room for cached_property
     home: Path
     database_url: str | None = None
     broker_url: str | None = None
