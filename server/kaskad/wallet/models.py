@@ -35,6 +35,11 @@ class WalletPass(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime]
 
+    @property
+    def update_tag(self) -> str:
+        """The PassKit ``lastUpdated`` tag: the change time in microseconds."""
+        return str(int(self.updated_at.timestamp() * 1_000_000))
+
 
 class WalletDevice(Base):
     """An Apple device (deviceLibraryIdentifier) and its APNs push token."""
