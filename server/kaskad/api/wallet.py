@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
 from litestar import Response, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect
 from sqlalchemy import select
 
@@ -23,6 +24,8 @@ from kaskad.store.engine import transaction
 from kaskad.store.models import Contact
 from kaskad.wallet.models import WalletPass
 from kaskad.webpush import links
+
+log = logging.getLogger("kaskad.wallet")
 
 
 class CardRequest(msgspec.Struct):
@@ -70,7 +73,12 @@ def apple_pass(runtime: Runtime, token: str) -> Response:
 
 @get("/wallet/google/{token:str}", include_in_schema=False)
 async def google_save(runtime: Runtime, token: str) -> Redirect:
-    link = await wallet_channel(runtime).link_google(_card_from(runtime, token))
+    card_id = _card_from(runtime, token)
+    try:
+        link = await wallet_channel(runtime).link_google(card_id)
+    except Exception as exc:  # Google's answer or an outage: the customer retries, the log keeps why
+        log.warning("Google Wallet save link for card %s failed: %s", card_id, exc)
+        raise HTTPException(status_code=502, detail=f"Google Wallet is not reachable right now: {exc}") from exc
     return Redirect(path=link, status_code=302)
 
 
