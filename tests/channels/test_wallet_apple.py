@@ -234,3 +234,22 @@ def card_time():
     from kaskad import clock
 
     return clock.now()
+
+
+def test_apns_certificate_auth(runtime, api, creds, balances, tmp_path):
+    """APNs with the Pass Type ID certificate as TLS client certificate instead of a token."""
+    apple_cas = tmp_path / "apple-cas.pem"  # APNs knows Apple's root and the WWDR intermediate
+    apple_cas.write_bytes(creds.root_ca.read_bytes() + creds.wwdr.read_bytes())
+    with FakeAPNs(topic=creds.pass_type_id, tls_certificate=str(creds.tls_certificate), tls_key=str(creds.tls_key),
+                  client_ca=str(apple_cas)) as server:
+        channel = runtime.registry.channels["wallet"]
+        channel.configure(
+            WalletConfig(pass_type_id=creds.pass_type_id, team_id=creds.team_id, pass_certificate=str(creds.pass_certificate),
+                         pass_key=str(creds.pass_key), wwdr_certificate=str(creds.wwdr), apns_url=server.url,
+                         apns_use_certificate=True, apns_ca_file=str(creds.root_ca))
+        )
+        channel.bind(runtime)
+        outcomes = asyncio.run(channel.apns.push([PUSH_TOKEN]))
+        assert [(o.status, o.reason) for o in outcomes] == [(200, None)]
+        (push,) = server.received
+        assert "authorization" not in push.headers and push.headers["apns-topic"] == creds.pass_type_id
