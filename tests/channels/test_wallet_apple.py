@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import subprocess
 import zipfile
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -89,7 +91,12 @@ def _openssl_verify(files: dict[str, bytes], creds, tmp_path) -> subprocess.Comp
 def test_pkpass_is_hashed_and_signed(runtime, api, wallet, creds, balances, tmp_path):
     contact_id = _contact(runtime)
     balances[contact_id] = (Decimal(120), "Silver")
-    card = api.post("/api/v1/wallet/cards", json={"external_id": "guest-1"}).json()
+    # The request and the answer's shape as docs/wallet.md shows them.
+    doc = (Path(__file__).parents[2] / "docs" / "wallet.md").read_text().split("POST /api/v1/wallet/cards")[1]
+    request_body = json.loads(doc.split("\n\n")[1])
+    documented = re.findall(r'"(\w+)":', doc.split("200 ")[1].split("```")[0])
+    card = api.post("/api/v1/wallet/cards", json=request_body).json()
+    assert list(card) == documented
     assert card["points"] == "120" and card["tier"] == "Silver" and card["google_url"] is None
     resp = api.client.get(card["apple_url"].removeprefix(runtime.settings.public_url))
     assert resp.status_code == 200 and resp.headers["content-type"] == "application/vnd.apple.pkpass"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import json
+import textwrap
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,8 +15,9 @@ from kaskad.store.engine import transaction
 from kaskad.store.models import Consent, Contact, MessageEvent, OutboxMessage
 from kaskad.testing.fakes.push_service import FakePushService
 from kaskad.webpush.models import PushSubscription
-from kaskad_channels.webpush import WebPushConfig, vapid
+from kaskad_channels.webpush import WebPushConfig, WebPushMessage, vapid
 
+DOC = (Path(__file__).parents[2] / "docs" / "webpush.md").read_text()
 SHOP = "https://shop.example"
 SUBSCRIBE_KEY = "shop-backend-secret"
 
@@ -116,7 +118,7 @@ def test_known_customer_is_signed_and_anonymous_visitor_merges(runtime, api, cha
     other_site = api.client.post("/webpush/subscribe", json={"subscription": browser.subscription()}, headers={"Origin": "https://evil.example"})
     assert other_site.status_code == 403
 
-    signature = hmac.new(SUBSCRIBE_KEY.encode(), b"cust-42", hashlib.sha256).hexdigest()
+    signature = _doc_block("python")["push_signature"](SUBSCRIBE_KEY, "cust-42")
     known = _subscribe(api, browser, external_id="cust-42", signature=signature, anonymous_token=anon["anonymous_token"])
     assert known.status_code == 200 and known.json() == {"contact": "cust-42"}
     assert known.headers["access-control-allow-origin"] == SHOP
@@ -148,3 +150,19 @@ def test_keys_command(tmp_path, monkeypatch, capsys):
     assert vapid.application_server_key(vapid.load(private)) == public
     assert main(["webpush", "keys"]) == 0  # a second run keeps the key
     assert public in capsys.readouterr().out
+
+
+def _doc_block(lang: str):
+    code = textwrap.dedent(DOC.split(f"```{lang}\n")[1].split("```")[0])
+    if lang == "json":
+        return json.loads(code)
+    namespace: dict = {}
+    exec(code, namespace)
+    return namespace
+
+
+def test_documented_message_is_valid():
+    import msgspec
+
+    message = msgspec.convert(_doc_block("json"), WebPushMessage)
+    assert message.urgency == "high" and message.ttl == 3600
