@@ -133,6 +133,18 @@ def test_known_customer_is_signed_and_anonymous_visitor_merges(runtime, api, cha
     assert again == {"contact": "cust-42"}
 
 
+def test_integrator_merges_an_anonymous_visitor(runtime, api, channel, push_service):
+    anon = _subscribe(api, push_service.new_subscription()).json()["contact"]
+    with transaction(runtime.sessions) as session:
+        session.add(Contact(external_id="cust-7", attributes={}, tags=[]))
+    resp = api.post("/api/v1/webpush/merge", role="integrator", json={"anonymous_id": anon, "external_id": "cust-7"})
+    assert resp.status_code == 200 and resp.json() == {"merged": True}
+    with runtime.sessions() as session:
+        sub = session.scalar(select(PushSubscription))
+        assert session.get(Contact, sub.contact_id).external_id == "cust-7"
+    assert api.post("/api/v1/webpush/merge", role="marketer", json={"anonymous_id": anon, "external_id": "cust-7"}).status_code == 403
+
+
 def test_scripts_are_served(api, channel):
     sw = api.client.get("/webpush/sw.js")
     assert sw.status_code == 200 and "notificationclick" in sw.text and sw.headers["content-type"].startswith("text/javascript")

@@ -232,7 +232,9 @@ class WalletChannel(Channel):
         try:
             for push in pushes:
                 reached, errors = False, []
-                if push.tokens and self.apns is not None:
+                if push.tokens and self.apns is None:
+                    errors.append("APNs is not configured (set apns_key + apns_key_id, or apns_use_certificate)")
+                elif push.tokens:
                     for outcome in await self.apns.push(push.tokens):
                         if outcome.status == 200:
                             reached = True

@@ -6,6 +6,7 @@
 - ``GET /webpush/c/{token}``: a notification click: record ``clicked``, redirect.
 - ``POST /webpush/d/{token}``: the service worker's receipt: record ``delivered``.
 - ``GET /webpush/sw.js``, ``GET /webpush/kaskad-push.js``: the scripts a shop uses.
+- ``POST /api/v1/webpush/merge`` (integrator): move an anonymous visitor's browsers to a known contact.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kaskad.api.auth import INTEGRATOR
 from kaskad.runtime import Runtime
 from kaskad.store.engine import transaction
 from kaskad.store.models import Consent, Contact
@@ -203,4 +205,20 @@ def page_script(runtime: Runtime) -> Response:
     return _script(runtime, "kaskad-push.js")
 
 
+class MergeRequest(msgspec.Struct):
+    anonymous_id: str
+    external_id: str
+
+
+@post("/webpush/merge", guards=[INTEGRATOR], status_code=200, sync_to_thread=True, tags=["webpush"])
+def merge(runtime: Runtime, data: MergeRequest) -> dict[str, Any]:
+    """Move an anonymous visitor's browsers to a known contact (e.g. after the visitor signed up)."""
+    with transaction(runtime.sessions) as session:
+        into = session.scalar(select(Contact).where(Contact.external_id == data.external_id))
+        if into is None:
+            raise NotFoundException(f"no contact with external_id {data.external_id!r}")
+        return {"merged": merge_anonymous(session, data.anonymous_id, into)}
+
+
+routes = [merge]
 public_routes = [vapid_key, subscribe, click, delivered, service_worker, page_script]
