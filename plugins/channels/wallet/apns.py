@@ -69,26 +69,32 @@ class APNsClient:
             headers["authorization"] = f"bearer {self.provider_token()}"
         return headers
 
-    async def push(self, tokens: list[str]) -> list[PushOutcome]:
-        """Send the update push to each device token over one HTTP/2 connection."""
+    def session(self) -> httpx.AsyncClient:
+        """One HTTP/2 connection to reuse for many pushes."""
+        return httpx.AsyncClient(http1=False, http2=True, verify=self._ssl(), timeout=self.timeout)
+
+    async def push(self, tokens: list[str], client: httpx.AsyncClient | None = None) -> list[PushOutcome]:
+        """Send the update push to each device token (over ``client``, or a connection of its own)."""
         if not tokens:
             return []
+        if client is None:
+            async with self.session() as own:
+                return await self.push(tokens, own)
         outcomes = []
         headers = self._headers()
-        async with httpx.AsyncClient(http1=False, http2=True, verify=self._ssl(), timeout=self.timeout) as client:
-            for token in tokens:
+        for token in tokens:
+            try:
+                resp = await client.post(f"{self.url.rstrip('/')}/3/device/{token}", content=b"{}", headers=headers)
+            except httpx.HTTPError as exc:
+                outcomes.append(PushOutcome(token, 0, repr(exc)))
+                continue
+            reason = None
+            if resp.status_code != 200:
                 try:
-                    resp = await client.post(f"{self.url.rstrip('/')}/3/device/{token}", content=b"{}", headers=headers)
-                except httpx.HTTPError as exc:
-                    outcomes.append(PushOutcome(token, 0, repr(exc)))
-                    continue
-                reason = None
-                if resp.status_code != 200:
-                    try:
-                        reason = resp.json().get("reason")
-                    except ValueError:
-                        reason = resp.text[:200]
-                outcomes.append(PushOutcome(token, resp.status_code, reason, resp.headers.get("apns-id")))
+                    reason = resp.json().get("reason")
+                except ValueError:
+                    reason = resp.text[:200]
+            outcomes.append(PushOutcome(token, resp.status_code, reason, resp.headers.get("apns-id")))
         return outcomes
 
 

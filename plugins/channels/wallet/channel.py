@@ -229,13 +229,14 @@ class WalletChannel(Channel):
         gone: list[str] = []
         google = self.google
         gclient = google.client() if google else None
+        apns_client = self.apns.session() if self.apns is not None and any(p.tokens for p in pushes) else None
         try:
             for push in pushes:
                 reached, errors = False, []
                 if push.tokens and self.apns is None:
                     errors.append("APNs is not configured (set apns_key + apns_key_id, or apns_use_certificate)")
                 elif push.tokens:
-                    for outcome in await self.apns.push(push.tokens):
+                    for outcome in await self.apns.push(push.tokens, apns_client):
                         if outcome.status == 200:
                             reached = True
                         elif outcome.unregistered:
@@ -246,14 +247,16 @@ class WalletChannel(Channel):
                     try:
                         if push.message:
                             await google.add_message(gclient, push.card, push.message, push.message_key or push.card.serial_number)
-                        await google.update_points(gclient, push.card)
+                        else:
+                            await google.update_points(gclient, push.card)
                         reached = True
                     except Exception as exc:  # one card's failure (GoogleWalletError, network) is that card's result
                         errors.append(str(exc))
                 outcomes.append((reached, "; ".join(errors) or None))
         finally:
-            if gclient is not None:
-                await gclient.aclose()
+            for client in (gclient, apns_client):
+                if client is not None:
+                    await client.aclose()
         if gone:
             with transaction(self.runtime.sessions) as session:
                 ids = select(WalletDevice.id).where(WalletDevice.push_token.in_(gone)).scalar_subquery()
