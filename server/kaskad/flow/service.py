@@ -10,9 +10,11 @@
   current again (a rollback). Older versions stay readable.
 - Saving a document identical to the newest published version changes nothing
   (an import retried after ``--publish`` does not mint an empty draft).
-- A valid version is stored as :func:`kaskad.flow.model.canonical_json`; an
-  invalid draft as its JSON with sorted keys and the same indentation, so
-  export → import → export is byte-identical either way.
+- A version is stored as :func:`kaskad.flow.model.canonical_json` whenever it
+  decodes into the model's Structs (valid, or invalid only in its rules such as
+  a loose edge or an unknown channel); a draft that does not decode is stored
+  as its JSON with sorted keys and the same indentation. Either way
+  export → import → export is byte-identical.
 """
 
 from __future__ import annotations
@@ -63,9 +65,12 @@ class SaveResult(msgspec.Struct, kw_only=True):
 
 def stored_form(data: dict, flow: model.Flow | None) -> bytes:
     """The bytes a version is stored and exported as."""
-    if flow is not None:
-        return model.canonical_json(flow)
-    return msgspec.json.format(_sorted.encode(data), indent=2) + b"\n"
+    if flow is None:
+        try:  # an invalid draft whose every part still decodes (a loose edge, an unknown channel)
+            flow = decode_stored(msgspec.json.encode(data))
+        except (msgspec.ValidationError, msgspec.DecodeError, KeyError, TypeError, AttributeError):
+            return msgspec.json.format(_sorted.encode(data), indent=2) + b"\n"
+    return model.canonical_json(flow)
 
 
 def _check_storable(data: dict | None, errors: list[FlowError]) -> dict:

@@ -138,7 +138,7 @@ def decode_stored(document: bytes | str) -> model.Flow:
     data = msgspec.json.decode(document)
     nodes = [
         msgspec.convert(n, model.CORE_KINDS[n["kind"]] if n.get("kind") in model.CORE_KINDS else model.PluginNode)
-        for n in data.get("nodes", [])
+        for n in data["nodes"]
     ]
     return _build(data, nodes)
 
