@@ -116,3 +116,9 @@ def test_publish_body_and_missing_things(api, runtime):
 
 def test_tokens_are_required(client):
     assert client.post("/api/v1/flows/validate", json=sample()).status_code == 401
+
+
+def test_the_flow_routes_are_in_the_openapi_schema(client):
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    assert {"/api/v1/flows", "/api/v1/flows/validate", "/api/v1/flows/{key}", "/api/v1/flows/{key}/versions",
+            "/api/v1/flows/{key}/publish", "/api/v1/flows/{key}/versions/{n}/restore"} <= set(paths)

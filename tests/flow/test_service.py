@@ -132,3 +132,25 @@ def test_missing_flows_and_versions(runtime):
     with runtime.sessions() as s:
         with pytest.raises(service.FlowNotFound, match="no version 9"):
             service.export(s, "sample", 9)
+
+
+def test_concurrent_first_saves_of_one_key_make_one_flow(runtime):
+    import threading
+
+    barrier = threading.Barrier(4)
+    results, failures = [], []
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results.append(save(runtime, sample(name=f"n{i}")))
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and {r.version for r in results} == {1}
+    assert count_versions(runtime) == 1

@@ -23,6 +23,7 @@ import re
 
 import msgspec
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kaskad import clock
@@ -128,12 +129,13 @@ def save(session: Session, registry, document: bytes | str | dict, author: str |
     now = clock.now()
     row = _flow_row(session, key, lock=True)
     if row is None:
-        row = FlowRow(key=key, name=_name(data, key), created_at=now, updated_at=now)
-        session.add(row)
-        session.flush()
-        newest = None
-    else:
-        newest = _newest(session, row.id)
+        try:
+            with session.begin_nested():  # two first saves of one key race on flows.key
+                row = FlowRow(key=key, name=_name(data, key), created_at=now, updated_at=now)
+                session.add(row)
+        except IntegrityError:
+            row = _flow_row(session, key, lock=True)
+    newest = _newest(session, row.id)
     if newest is not None and newest.status == "draft":
         if newest.document != stored:
             newest.document = stored
