@@ -265,3 +265,56 @@ def test_unknown_condition_kind_is_named(registry):
     doc = sample()
     node(doc, "check")["cases"][0]["when"] = {"kind": "horoscope"}
     has(errors_of(doc, registry), "check", "nodes[3].cases[0].when.kind", "unknown kind")
+
+
+def test_case_names_are_unique(registry):
+    doc = sample()
+    node(doc, "check")["cases"] = [
+        {"name": "x", "when": {"kind": "tag", "tag": "a"}, "next": "bye"},
+        {"name": "x", "when": {"kind": "tag", "tag": "b"}, "next": "bye"},
+    ]
+    has(errors_of(doc, registry), "check", "nodes[3].cases[1].name", "used twice")
+
+
+# Whatever arrives, validation answers with errors; it never raises.
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_REG = load_registry()
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+_SAMPLE_PATHS = [p for p in _paths(sample()) if p]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(_SAMPLE_PATHS), value=_json)
+def test_any_mutation_of_a_valid_flow_gives_errors_not_exceptions(path, value):
+    doc = sample()
+    target = doc
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    flow, errors = validate(doc, _REG)
+    assert (flow is None) == bool(errors)
+    assert all(isinstance(e.path, str) and e.message for e in errors)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_json)
+def test_any_json_gives_errors_not_exceptions(value):
+    flow, errors = validate(msgspec.json.encode(value), _REG)
+    assert flow is None and errors

@@ -19,6 +19,7 @@ from croniter import croniter
 from kaskad import templates
 from kaskad.flow import model
 from kaskad.flow.durations import PATTERN as DURATION_PATTERN
+from kaskad.flow.graph import cycles_without_wait, reachable
 from kaskad.flow.durations import DurationError, parse_duration
 
 #: A document larger than this is refused before it is parsed.
@@ -115,7 +116,7 @@ def _decode_node(raw: Any, i: int, registry, errors: list[FlowError]) -> Any:
         errors.append(FlowError(node=None, path=path, message="a node is a JSON object"))
         return None
     kind = raw.get("kind")
-    if kind in model.CORE_KINDS:
+    if isinstance(kind, str) and kind in model.CORE_KINDS:
         return _convert(raw, model.CORE_KINDS[kind], errors, nid, path)
     plugin = registry.node_kinds.get(kind) if registry is not None and isinstance(kind, str) else None
     if plugin is None:
@@ -218,8 +219,9 @@ def _ports(node: Any, i: int) -> list[tuple[str, str, str | None]]:
         return [(f"path:{s.name}", f"{p}.paths[{j}].next", s.next) for j, s in enumerate(node.paths) if not s.holdout]
     if isinstance(node, model.ExitNode):
         return []
-    if isinstance(node, model.PluginNode):
-        return [("next", f"{p}.next", node.next)] + [(k, f"{p}.ports.{k}", v) for k, v in node.ports.items()]
+    if isinstance(node, model.PluginNode):  # as model.ports: next is optional when named ports exist
+        out = [("next", f"{p}.next", node.next)] if node.next is not None or not node.ports else []
+        return out + [(k, f"{p}.ports.{k}", v) for k, v in node.ports.items()]
     return [("next", f"{p}.next", node.next)]
 
 
@@ -239,7 +241,12 @@ def _check_node(node: Any, i: int, registry, kinds: dict[str, str], errors: list
     elif isinstance(node, model.BranchNode):
         if not node.cases:
             errors.append(FlowError(node=nid, path=f"{p}.cases", message="a branch needs at least one case"))
+        names: set[str] = set()
         for j, case in enumerate(node.cases):
+            if case.name is not None:
+                if case.name in names:
+                    errors.append(FlowError(node=nid, path=f"{p}.cases[{j}].name", message=f"case name {case.name!r} is used twice"))
+                names.add(case.name)
             for cond, cpath in _conditions(case.when, f"{p}.cases[{j}].when"):
                 _check_condition(cond, cpath, nid, kinds, errors)
     elif isinstance(node, model.SplitNode):
@@ -302,54 +309,6 @@ def _check_flow_fields(e: Any, r: Any, goal: Any, errors: list[FlowError]) -> No
         _duration(r.cooldown, None, "reentry.cooldown", errors)
     if goal is not None:
         _duration(goal.within, None, "goal.within", errors)
-
-
-def _cycles_without_wait(graph: dict[str, list[str]], kinds: dict[str, str]) -> list[list[str]]:
-    """Strongly connected components (Tarjan, iterative) among non-wait nodes that form a cycle."""
-    sub = {n: [t for t in ts if t in graph and kinds.get(t) != "wait"] for n, ts in graph.items() if kinds.get(n) != "wait"}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = 0
-    for root in sub:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, pi = work.pop()
-            if pi == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on.add(v)
-            recurse = False
-            for k in range(pi, len(sub[v])):
-                w = sub[v][k]
-                if w not in index:
-                    work.append((v, k + 1))
-                    work.append((w, 0))
-                    recurse = True
-                    break
-                if w in on:
-                    low[v] = min(low[v], index[w])
-            if recurse:
-                continue
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on.discard(w)
-                    comp.append(w)
-                    if w == v:
-                        break
-                if len(comp) > 1 or v in sub[v]:
-                    out.append(sorted(comp))
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-    return out
 
 
 def validate(document: bytes | str | dict, registry) -> tuple[model.Flow | None, list[FlowError]]:
@@ -422,16 +381,11 @@ def validate(document: bytes | str | dict, registry) -> tuple[model.Flow | None,
     if "start" in data and start is not None and start not in first:
         errors.append(FlowError(node=None, path="start", message=f"start names {start!r}, which is not a node in this flow"))
     if start in first and len(nodes) == len(raw_ids) == len(raw_nodes or []):
-        seen, todo = {start}, [start]
-        while todo:
-            for t in graph.get(todo.pop(), []):
-                if t not in seen:
-                    seen.add(t)
-                    todo.append(t)
+        seen = reachable(graph, start)
         for i, nid in raw_ids:
             if nid not in seen and first[nid] == i:
                 errors.append(FlowError(node=nid, path=f"nodes[{i}]", message=f"node {nid!r} cannot be reached from the start node {start!r}"))
-    for comp in _cycles_without_wait(graph, kinds):
+    for comp in cycles_without_wait(graph, kinds):
         errors.append(FlowError(node=comp[0], path=f"nodes[{first[comp[0]]}]", message=f"cycle without a wait: {' → '.join(comp)}; put a wait node in the loop so a run cannot spin"))
 
     layout = top.get("layout") or {}
