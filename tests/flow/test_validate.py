@@ -318,3 +318,14 @@ def test_any_mutation_of_a_valid_flow_gives_errors_not_exceptions(path, value):
 def test_any_json_gives_errors_not_exceptions(value):
     flow, errors = validate(msgspec.json.encode(value), _REG)
     assert flow is None and errors
+
+
+def test_time_windows_must_be_able_to_open(registry):
+    doc = sample()
+    del node(doc, "pause")["for"]
+    node(doc, "pause")["until_time"] = {"from": "10:00", "to": "10:00", "days": []}
+    errs = errors_of(doc, registry)
+    has(errs, "pause", "nodes[2].until_time.to", "empty")
+    has(errs, "pause", "nodes[2].until_time.days", "never end")
+    node(doc, "pause")["until_time"] = {"from": "22:00", "to": "06:00"}  # overnight
+    assert validate(doc, registry)[1] == []

@@ -232,6 +232,11 @@ def _check_node(node: Any, i: int, registry, kinds: dict[str, str], errors: list
         if len(modes) != 1:
             errors.append(FlowError(node=nid, path=p, message=f"a wait needs exactly one of for, until_time, until_date, until_event; it has {', '.join(modes) or 'none'}"))
         _duration(node.for_, nid, f"{p}.for", errors)
+        window = node.until_time
+        if window is not None and window.from_ == window.to:
+            errors.append(FlowError(node=nid, path=f"{p}.until_time.to", message=f"the window {window.from_}–{window.to} is empty; 'to' must differ from 'from' (a 'to' before 'from' spans midnight)"))
+        if window is not None and window.days is not None and not window.days:
+            errors.append(FlowError(node=nid, path=f"{p}.until_time.days", message="no days: the wait would never end; list days or leave days out for every day"))
         if node.until_date is not None:
             _duration(node.until_date.offset, nid, f"{p}.until_date.offset", errors, positive=False)
         if node.until_event is not None:
