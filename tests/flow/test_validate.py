@@ -329,3 +329,12 @@ def test_time_windows_must_be_able_to_open(registry):
     has(errs, "pause", "nodes[2].until_time.days", "never end")
     node(doc, "pause")["until_time"] = {"from": "22:00", "to": "06:00"}  # overnight
     assert validate(doc, registry)[1] == []
+
+
+def test_deeply_nested_documents_are_an_error_not_a_crash(registry):
+    doc = msgspec.json.encode(sample())
+    nested = b'{"kind":"not","condition":' * 20000 + b'{"kind":"tag","tag":"x"}' + b"}" * 20000
+    bad = doc.replace(b'{"kind":"engagement","node":"hello","status":"opened"}', nested)
+    assert bad != doc
+    flow, errors = validate(bad, registry)
+    assert flow is None and "nested too deeply" in errors[0].message

@@ -25,6 +25,7 @@ from kaskad.flow.durations import DurationError, parse_duration
 #: A document larger than this is refused before it is parsed.
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 MAX_NODES = 1000
+_TOO_DEEP = "the document is nested too deeply"
 
 
 class FlowError(msgspec.Struct, kw_only=True):
@@ -97,6 +98,8 @@ def parse_document(document: bytes | str | dict) -> tuple[dict | None, list[Flow
         data = msgspec.json.decode(document)
     except msgspec.DecodeError as exc:
         return None, [FlowError(node=None, path="", message=f"malformed JSON: {exc}")]
+    except RecursionError:
+        return None, [FlowError(node=None, path="", message=_TOO_DEEP)]
     if not isinstance(data, dict):
         return None, [FlowError(node=None, path="", message=f"a flow is a JSON object, got {type(data).__name__ if data is not None else 'null'}")]
     return data, []
@@ -325,7 +328,14 @@ def validate(document: bytes | str | dict, registry) -> tuple[model.Flow | None,
     data, errors = parse_document(document)
     if data is None:
         return None, errors
+    try:
+        return _validate(data, registry)
+    except RecursionError:
+        return None, [FlowError(node=None, path="", message=_TOO_DEEP)]
 
+
+def _validate(data: dict, registry) -> tuple[model.Flow | None, list[FlowError]]:
+    errors: list[FlowError] = []
     top: dict[str, Any] = {}
     for key, value in data.items():
         f = _TOP_FIELDS.get(key)
