@@ -158,7 +158,7 @@ def test_cycle_without_a_wait(registry):
     assert validate(doc, registry)[1] == []
     node(doc, "gift")["next"] = "hello"
     errs = errors_of(doc, registry)
-    has(errs, "gift", "nodes[1]", "cycle without a wait", "hello")
+    has(errs, "gift", "nodes[1]", "loop without a wait", "hello")
 
 
 def test_unknown_channel_and_mechanic(registry):

@@ -401,7 +401,7 @@ def _validate(data: dict, registry) -> tuple[model.Flow | None, list[FlowError]]
             if nid not in seen and first[nid] == i:
                 errors.append(FlowError(node=nid, path=f"nodes[{i}]", message=f"node {nid!r} cannot be reached from the start node {start!r}"))
     for comp in cycles_without_wait(graph, kinds):
-        errors.append(FlowError(node=comp[0], path=f"nodes[{first[comp[0]]}]", message=f"cycle without a wait: {' → '.join(comp)}; put a wait node in the loop so a run cannot spin"))
+        errors.append(FlowError(node=comp[0], path=f"nodes[{first[comp[0]]}]", message=f"these nodes form a loop without a wait: {', '.join(comp)}; put a wait node in the loop so a run cannot spin"))
 
     layout = top.get("layout") or {}
     for nid in layout:
