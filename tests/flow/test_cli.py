@@ -77,3 +77,19 @@ def test_import_of_bad_files_exits_1_and_names_them(env, db_url, capsys, monkeyp
     # the invalid one is kept as a draft, never published
     assert main(["flow", "import", invalid]) == 0
     assert "sample version 1 draft (invalid)" in capsys.readouterr().out
+
+
+def test_the_installed_command(env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good = write(env, "good.json", sample())
+    bad_doc = sample()
+    node(bad_doc, "pause")["for"] = "P0D"
+    bad = write(env, "bad.json", bad_doc)
+    kaskad = Path(sys.executable).parent / "kaskad"
+    r = subprocess.run([str(kaskad), "flow", "validate", good, bad], capture_output=True, text=True, env={**os.environ}, timeout=60)
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == [f"{good}: ok", f"{bad}: pause: nodes[2].for: 'P0D' must be longer than zero"]
