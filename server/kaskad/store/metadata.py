@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "kaskad.store.models",
     "kaskad.webpush.models",
     "kaskad.wallet.models",
+    "kaskad.loyalty.models",
 ]
 
 for _name in MODEL_MODULES:

@@ -1,0 +1,76 @@
+"""Checkout for tills and shops: quote → redeem → confirm | cancel, and refund.
+
+- ``POST /api/v1/checkout/quote``: a dry run; every discount and points effect, and
+  in ``rejected`` why a code or the points did not apply. Changes nothing.
+- ``POST /api/v1/checkout/redeem``: reserves exactly what the quote gives, or fails
+  (409) changing nothing. ``idempotency_key`` required; a repeat returns the first answer.
+- ``POST /api/v1/checkout/confirm`` ``{"reservation"}``: paid; earns the order's points.
+- ``POST /api/v1/checkout/cancel`` ``{"reservation"}``: not paid; everything goes back.
+- ``POST /api/v1/checkout/refund`` ``{"reservation", "idempotency_key", "amount"?}``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from litestar import post
+from litestar.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+
+from kaskad.api.auth import INTEGRATOR
+from kaskad.loyalty import checkout
+from kaskad.loyalty.ledger import LoyaltyError
+from kaskad.runtime import Runtime
+from kaskad.store.engine import transaction
+
+
+def run(runtime: Runtime, fn, *args) -> dict[str, Any]:
+    """One transaction; a loyalty refusal becomes an HTTP error naming the reason.
+    A deadlock or serialization failure is retried (the work is idempotent)."""
+    for attempt in range(5):
+        try:
+            with transaction(runtime.sessions) as session:
+                return fn(session, *args)
+        except LoyaltyError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc), extra={"code": exc.code}) from exc
+        except OperationalError as exc:
+            if attempt == 4 or getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
+                raise
+    raise AssertionError("unreachable")
+
+
+_post = functools.partial(post, guards=[INTEGRATOR], status_code=200, sync_to_thread=True, tags=["checkout"])
+
+
+@_post("/checkout/quote")
+def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
+    """What this cart would get: discounts, points spent and earned, gift cards, and what did not apply."""
+    return run(runtime, checkout.quote, data)
+
+
+@_post("/checkout/redeem")
+def redeem(runtime: Runtime, data: checkout.Redeem) -> dict[str, Any]:
+    """Reserve the quote's discounts, points and gift-card money under ``idempotency_key``."""
+    return run(runtime, checkout.redeem, data)
+
+
+@_post("/checkout/confirm")
+def confirm(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
+    """The order was paid: code uses become final, the order's points are earned."""
+    return run(runtime, checkout.confirm, data.reservation)
+
+
+@_post("/checkout/cancel")
+def cancel(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
+    """The order was not paid: points, code uses and gift-card money go back."""
+    return run(runtime, checkout.cancel, data.reservation)
+
+
+@_post("/checkout/refund")
+def refund(runtime: Runtime, data: checkout.Refund) -> dict[str, Any]:
+    """Refund all or part of a confirmed order, reversing what it earned and spent in proportion."""
+    return run(runtime, checkout.refund, data)
+
+
+routes = [quote, redeem, confirm, cancel, refund]

@@ -1,0 +1,56 @@
+"""Tiers by net spend over a rolling window; upgrade and downgrade both happen on recompute."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from kaskad.flow.durations import parse_duration
+from kaskad.loyalty.ledger import emit, lock_account, num
+from kaskad.loyalty.models import Reservation
+from kaskad.loyalty.program import ProgramRules
+
+
+def spend_in_window(session, contact_id: int, rules: ProgramRules, now: datetime) -> Decimal:
+    start = parse_duration("-" + rules.tier_window).add_to(now)
+    total = session.scalar(
+        select(func.coalesce(func.sum(Reservation.net - Reservation.refunded_amount), 0)).where(
+            Reservation.contact_id == contact_id,
+            Reservation.status.in_(("confirmed", "partially_refunded", "refunded")),
+            Reservation.confirmed_at > start,
+            Reservation.confirmed_at <= now,
+        )
+    )
+    return Decimal(total)
+
+
+def progress(session, contact_id: int, rules: ProgramRules, now: datetime) -> dict:
+    spend = spend_in_window(session, contact_id, rules, now)
+    tier = rules.tier_for(spend)
+    nxt = next((t for t in rules.tiers if t.min_spend > spend), None)
+    return {
+        "tier": tier.name if tier else None,
+        "multiplier": num(tier.multiplier) if tier else "1",
+        "spend": num(spend),
+        "window": rules.tier_window,
+        "next_tier": nxt.name if nxt else None,
+        "spend_to_next": num(nxt.min_spend - spend) if nxt else None,
+    }
+
+
+def recompute(session, contact_id: int, rules: ProgramRules, now: datetime, cause: str) -> str | None:
+    """Set the contact's tier from its spend; a change writes a ``tier_changed`` event."""
+    if not rules.tiers:
+        return None
+    account = lock_account(session, contact_id)
+    tier = rules.tier_for(spend_in_window(session, contact_id, rules, now))
+    name = tier.name if tier else None
+    if name != account.tier:
+        emit(
+            session, contact_id, "tier_changed", {"from": account.tier, "to": name},
+            key=f"loyalty:tier_changed:{contact_id}:{cause}:{account.tier}:{name}", at=now,
+        )
+        account.tier, account.tier_since = name, now
+    return name
