@@ -182,7 +182,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         if total_discount + amount > cap:
             amount, note = cap - total_discount, f"capped: discounts stop at {st.max_discount_percent}% of the order"
         d = {"code": code.code, "kind": "melting_discount" if code.kind == "melting" else "promo_code",
-             "percent": num(pct), "amount": str(amount), "on": str(running)}
+             "percent": num(pct), "amount": str(money(amount)), "on": str(money(running))}
         if step:
             d["step"] = step
         if note:
@@ -235,8 +235,8 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         "discounts": discounts,
         "points": points_info,
         "gift_cards": gifts,
-        "total_discount": str(total_discount + value),
-        "to_pay": str(running),
+        "total_discount": str(money(total_discount + value)),
+        "to_pay": str(money(running)),
         "earn": earn,
         "rejected": rejected,
     }
@@ -261,7 +261,7 @@ def redeem(session, req: Redeem) -> dict:
             raise LoyaltyError("not_redeemable", "; ".join(
                 f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
         res = Reservation(key=req.idempotency_key, contact_id=contact_id, order_ref=req.order_id, status="reserved",
-                          quote=q, net=plan["net"], points_spent=plan["spend"], created_at=now)
+                          quote={}, net=plan["net"], points_spent=plan["spend"], created_at=now)
         session.add(res)
         session.flush()
         if plan["spend"] > 0:

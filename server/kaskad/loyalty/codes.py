@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from kaskad import clock
 from kaskad.flow.durations import parse_duration
-from kaskad.loyalty.ledger import LoyaltyError
+from kaskad.loyalty.ledger import LoyaltyError, num
 from kaskad.loyalty.models import CodeUse, LoyaltyCode
 
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O: read aloud at a till
@@ -75,7 +75,7 @@ def melting_steps(steps: list[dict], issued: datetime) -> list[dict]:
             errors.append(f"steps[{i}].for: must be a positive duration, got {step['for']!r}")
         if last is not None and percent > last:
             errors.append(f"steps[{i}].percent: {percent} is higher than the step before ({last}); percents never rise")
-        out.append({"percent": str(percent), "from": start.isoformat(), "until": end.isoformat()})
+        out.append({"percent": num(percent), "from": start.isoformat(), "until": end.isoformat()})
         start, last = end, percent
     if errors:
         raise LoyaltyError("invalid_steps", "; ".join(errors), 422)
