@@ -1,0 +1,111 @@
+"""Against a real PostgreSQL: each thread its own connection, all released at once."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.pool import NullPool
+
+from kaskad.loyalty import checkout, codes, ledger
+from kaskad.loyalty.ledger import LoyaltyError
+from kaskad.loyalty.models import CodeUse, Reservation
+from kaskad.store.engine import make_engine, make_sessionmaker, transaction
+
+from .helpers import check_invariants, contact
+
+pytestmark = pytest.mark.postgres
+CART = [{"sku": "A", "price": "10", "quantity": 3}, {"sku": "B", "price": "5", "quantity": 1}]
+
+
+def parallel(n, fn):
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = ("ok", fn(i))
+        except LoyaltyError as exc:
+            results[i] = ("refused", exc.code)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.fixture
+def pg(pg_url):
+    engine = make_engine(pg_url, poolclass=NullPool)  # a new connection per transaction: truly parallel
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def test_fifty_redeemers_on_a_code_limited_to_ten(pg):
+    for i in range(50):
+        contact(pg, f"c{i}")
+    with transaction(pg) as s:
+        codes.issue(s, code="TEN-USES", kind="promo", percent=Decimal(10), max_uses=10, valid_until=None)
+
+    def redeem(i):
+        with transaction(pg) as s:
+            return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(20))],
+                                                      contact=f"c{i}", codes=["TEN-USES"], idempotency_key=f"k{i}"))
+
+    results = parallel(50, redeem)
+    assert sum(r[0] == "ok" for r in results) == 10
+    assert {r[1] for r in results if r[0] == "refused"} == {"not_redeemable"}
+    with transaction(pg) as s:
+        code = codes.find(s, "TEN-USES")
+        assert code.uses == 10
+        assert s.scalar(select(func.count()).select_from(CodeUse).where(CodeUse.code_id == code.id)) == 10
+
+
+def test_parallel_spends_of_one_balance_never_go_below_zero(pg):
+    cid = contact(pg, "rich")
+    with transaction(pg) as s:
+        ledger.earn(s, cid, 60, "a", "a")
+        ledger.earn(s, cid, 40, "b", "b")
+
+    def spend(i):
+        with transaction(pg) as s:
+            if i % 2:
+                return ledger.spend(s, cid, 7, f"s{i}", "parallel")
+            items = [checkout.CartItem(sku="A", price=Decimal(100))]
+            return checkout.redeem(s, checkout.Redeem(items=items, contact="rich", points=Decimal(7), idempotency_key=f"r{i}"))
+
+    results = parallel(30, spend)
+    assert sum(r[0] == "ok" for r in results) == 14  # 14 × 7 = 98 of 100
+    with transaction(pg) as s:
+        assert check_invariants(s, cid) == 2
+
+
+def test_one_idempotency_key_many_callers_one_effect(pg):
+    cid = contact(pg, "same")
+    with transaction(pg) as s:
+        ledger.earn(s, cid, 50, "seed", "seed")
+        codes.issue(s, code="MANY", kind="promo", percent=Decimal(5), max_uses=None, valid_until=None)
+
+    def redeem(i):
+        with transaction(pg) as s:
+            return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(40))], contact="same",
+                                                      codes=["MANY"], points=Decimal(10), idempotency_key="one"))
+
+    results = parallel(20, redeem)
+    assert all(r[0] == "ok" for r in results)
+    assert len({r[1]["reservation"] for r in results}) == 1
+    anonymous = parallel(10, lambda i: _anon(pg))  # no contact: the unique key decides
+    assert len({r[1]["reservation"] for r in anonymous}) == 1
+    with transaction(pg) as s:
+        assert check_invariants(s, cid) == 40
+        assert codes.find(s, "MANY").uses == 2
+        assert s.scalar(select(func.count()).select_from(Reservation)) == 2
+
+
+def _anon(pg):
+    with transaction(pg) as s:
+        return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(40))],
+                                                  codes=["MANY"], idempotency_key="anon"))
