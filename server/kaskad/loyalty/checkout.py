@@ -260,12 +260,12 @@ def redeem(session, req: Redeem) -> dict:
         if q["rejected"]:
             raise LoyaltyError("not_redeemable", "; ".join(
                 f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
+        if plan["spend"] > 0:
+            q["points"]["lots"] = ledger.take(session, op, contact_id, plan["spend"], f"checkout {req.idempotency_key}"[:120])
         res = Reservation(key=req.idempotency_key, contact_id=contact_id, order_ref=req.order_id, status="reserved",
-                          quote={}, net=plan["net"], points_spent=plan["spend"], created_at=now)
+                          quote=q, net=plan["net"], points_spent=plan["spend"], created_at=now)
         session.add(res)
         session.flush()
-        if plan["spend"] > 0:
-            q["points"]["lots"] = ledger.take(session, op, contact_id, plan["spend"], f"checkout {res.id}")
         for code, d in zip(plan["codes"], plan["discounts"]):
             _use(session, code, contact_id, res, Decimal(d["amount"]), now)
         for card, g in zip(plan["gift_cards"], plan["gifts"]):
@@ -273,7 +273,6 @@ def redeem(session, req: Redeem) -> dict:
             _use(session, card, contact_id, res, Decimal(g["amount"]), now)
         if plan["referral"] is not None:
             _use(session, plan["referral"], contact_id, res, ZERO, now)
-        res.quote = msgspec.json.decode(msgspec.json.encode(q))  # a new object, so the change is saved
         return {"reservation": res.id, "status": "reserved", **q}
 
     return ledger.once(session, req.idempotency_key, "redeem", contact_id, work)

@@ -60,10 +60,18 @@ def _insert(session):
     return insert
 
 
-def lock_account(session, contact_id: int) -> LoyaltyAccount:
-    """The contact's account row, created if missing, locked until the transaction ends."""
+def lock_account(session, contact_id: int) -> int:
+    """Create the contact's account if missing and lock its row until the transaction ends
+    (one statement: an upsert takes the row lock). Returns the account id."""
     insert = _insert(session)
-    session.execute(insert(LoyaltyAccount).values(contact_id=contact_id).on_conflict_do_nothing())
+    stmt = insert(LoyaltyAccount).values(contact_id=contact_id)
+    stmt = stmt.on_conflict_do_update(index_elements=["contact_id"], set_={"contact_id": stmt.excluded.contact_id})
+    return session.execute(stmt.returning(LoyaltyAccount.id)).scalar_one()
+
+
+def account(session, contact_id: int) -> LoyaltyAccount:
+    """The contact's account row, locked."""
+    lock_account(session, contact_id)
     return session.scalars(
         select(LoyaltyAccount).where(LoyaltyAccount.contact_id == contact_id).with_for_update()
     ).one()
@@ -103,10 +111,9 @@ def once(session, key: str, kind: str, contact_id: int | None, work: Callable[[O
             op = Operation(key=key, kind=kind, contact_id=contact_id, result={}, created_at=clock.now())
             session.add(op)
             session.flush()
-            result = work(op)
-            op.result = result
+            op.result = work(op)
             session.flush()
-            return result
+            return op.result
     except IntegrityError:
         found = session.scalar(select(Operation).where(Operation.key == key))
         if found is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -69,20 +70,29 @@ class ProgramRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return current
 
 
+#: Rules are read on every quote; a process keeps them this long (a change shows within it).
+CACHE_SECONDS = 5.0
 _cache: dict[str, tuple[float, ProgramRules]] = {}
 
 
 def load(session) -> ProgramRules:
     from kaskad.loyalty.models import Program
 
+    bind = str(session.get_bind().url)
+    hit = _cache.get(bind)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
     row = session.scalar(select(Program.document).where(Program.id == 1))
-    return msgspec.convert(row or {}, ProgramRules, strict=False)
+    rules = msgspec.convert(row or {}, ProgramRules, strict=False)
+    _cache[bind] = (time.monotonic() + CACHE_SECONDS, rules)
+    return rules
 
 
 def save(session, rules: ProgramRules) -> None:
     from kaskad.loyalty.models import Program
 
     doc = msgspec.to_builtins(rules)
+    _cache.clear()
     row = session.get(Program, 1)
     if row is None:
         session.add(Program(id=1, document=doc, updated_at=clock.now()))

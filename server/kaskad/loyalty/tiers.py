@@ -8,7 +8,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from kaskad.flow.durations import parse_duration
-from kaskad.loyalty.ledger import emit, lock_account, num
+from kaskad.loyalty.ledger import account as ledger_account
+from kaskad.loyalty.ledger import emit, num
 from kaskad.loyalty.models import Reservation
 from kaskad.loyalty.program import ProgramRules
 
@@ -27,6 +28,8 @@ def spend_in_window(session, contact_id: int, rules: ProgramRules, now: datetime
 
 
 def progress(session, contact_id: int, rules: ProgramRules, now: datetime) -> dict:
+    if not rules.tiers:
+        return {"tier": None, "multiplier": "1", "spend": None, "window": None, "next_tier": None, "spend_to_next": None}
     spend = spend_in_window(session, contact_id, rules, now)
     tier = rules.tier_for(spend)
     nxt = next((t for t in rules.tiers if t.min_spend > spend), None)
@@ -44,7 +47,7 @@ def recompute(session, contact_id: int, rules: ProgramRules, now: datetime, caus
     """Set the contact's tier from its spend; a change writes a ``tier_changed`` event."""
     if not rules.tiers:
         return None
-    account = lock_account(session, contact_id)
+    account = ledger_account(session, contact_id)
     tier = rules.tier_for(spend_in_window(session, contact_id, rules, now))
     name = tier.name if tier else None
     if name != account.tier:

@@ -1,0 +1,137 @@
+"""Loyalty checkout throughput through the real API on PostgreSQL.
+
+Starts its own PostgreSQL and a ``kaskad serve`` subprocess on a free loopback port,
+seeds contacts with points and personal promo codes, then drives quote and redeem
+(3–8 item carts, points, codes) from concurrent clients and prints calls per second.
+
+    .venv/bin/python bench/loyalty.py [--contacts 2000] [--clients 16] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from kaskad import clock
+from kaskad.testing.servers import PostgresServer, free_port, wait_port
+
+CATEGORIES = ["tea", "coffee", "ware", "snacks", "gifts"]
+
+
+def seed(url: str, contacts: int) -> None:
+    from kaskad.loyalty import codes, ledger
+    from kaskad.migrations import upgrade
+    from kaskad.store.engine import make_engine, make_sessionmaker, transaction
+    from kaskad.store.models import Contact
+
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with transaction(sessions) as s:
+        for i in range(contacts):
+            c = Contact(external_id=f"c{i}")
+            s.add(c)
+            s.flush()
+            ledger.earn(s, c.id, 5000, f"seed:{i}", "seed", expires_at=clock.now() + timedelta(days=200))
+            ledger.earn(s, c.id, 3000, f"seed2:{i}", "seed")
+            codes.issue(s, code=f"P{i}-X", kind="promo", contact_id=c.id, percent=Decimal(10), max_uses=None,
+                        valid_until=None)
+        codes.issue(s, code="EVERYONE5", kind="promo", percent=Decimal(5), max_uses=None, valid_until=None)
+    engine.dispose()
+
+
+def cart(rng: random.Random, contacts: int) -> dict:
+    i = rng.randrange(contacts)
+    items = [
+        {"sku": f"SKU-{rng.randrange(500)}", "category": rng.choice(CATEGORIES),
+         "quantity": rng.randint(1, 3), "price": f"{rng.randint(100, 5000) / 100:.2f}"}
+        for _ in range(rng.randint(3, 8))
+    ]
+    codes = [f"P{i}-X"] if rng.random() < 0.5 else []
+    if rng.random() < 0.1:
+        codes.append("EVERYONE5")
+    return {"items": items, "currency": "EUR", "contact": f"c{i}", "codes": codes,
+            "points": rng.choice([0, 0, 10, 25, 50])}
+
+
+def drive(base: str, token: str, path: str, clients: int, seconds: float, contacts: int) -> tuple[int, int, list[float]]:
+    stop = time.monotonic() + seconds
+    ok, bad, lat = [0], [0], []
+    lock = threading.Lock()
+
+    def worker(n):
+        rng = random.Random(n)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            while time.monotonic() < stop:
+                body = cart(rng, contacts)
+                if path.endswith("redeem"):
+                    body["idempotency_key"] = secrets.token_hex(8)
+                t = time.perf_counter()
+                r = http.post(path, json=body)
+                dt = time.perf_counter() - t
+                with lock:
+                    lat.append(dt)
+                    if r.status_code == 200:
+                        ok[0] += 1
+                    else:
+                        bad[0] += 1
+                        if bad[0] < 3:
+                            print("  refused:", r.status_code, r.text[:200], file=sys.stderr)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return ok[0], bad[0], sorted(lat)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--contacts", type=int, default=2000)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=15)
+    args = p.parse_args()
+    pg = PostgresServer().start()
+    server = None
+    try:
+        url = pg.create_database("bench")
+        t = time.perf_counter()
+        seed(url, args.contacts)
+        print(f"seeded {args.contacts} contacts (2 lots + a personal code each) in {time.perf_counter() - t:.1f}s")
+        port, token = free_port(), secrets.token_urlsafe(24)
+        env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_ADMIN_TOKEN": token,
+               "KASKAD_HOME": str(pg.dir / "home"), "KASKAD_PORT": str(port)}
+        server = subprocess.Popen([str(Path(sys.executable).parent / "kaskad"), "serve", "--host", "127.0.0.1"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(pg.dir / "serve.log", "wb"))
+        wait_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        print(f"kaskad serve on :{port}, PostgreSQL on :{pg.port}; {args.clients} concurrent clients, "
+              f"{args.seconds:.0f}s each, carts of 3-8 items, half with a personal code, some points")
+        for path in ("/checkout/quote", "/checkout/redeem"):
+            drive(base, token, path, args.clients, 2, args.contacts)  # warm up
+            ok, bad, lat = drive(base, token, path, args.clients, args.seconds, args.contacts)
+            n = len(lat) or 1
+            print(f"{path:18s} {ok / args.seconds:8.0f} calls/s ok  ({bad} refused)  "
+                  f"p50 {lat[n // 2] * 1000:.1f} ms  p99 {lat[int(n * 0.99)] * 1000:.1f} ms")
+        return 0
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
