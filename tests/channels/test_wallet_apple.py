@@ -260,3 +260,31 @@ def test_apns_certificate_auth(runtime, api, creds, balances, tmp_path):
         assert [(o.status, o.reason) for o in outcomes] == [(200, None)]
         (push,) = server.received
         assert "authorization" not in push.headers and push.headers["apns-topic"] == creds.pass_type_id
+
+
+def test_card_follows_the_loyalty_ledger(runtime, api, creds, apns_server):
+    """With the real ledger as balance provider: an earn plus its points_changed event updates the pass."""
+    from kaskad.loyalty import ledger
+
+    channel = runtime.registry.channels["wallet"]
+    channel.configure(
+        WalletConfig(pass_type_id=creds.pass_type_id, team_id=creds.team_id, pass_certificate=str(creds.pass_certificate),
+                     pass_key=str(creds.pass_key), wwdr_certificate=str(creds.wwdr), apns_url=apns_server.url,
+                     apns_key=str(creds.apns_key), apns_key_id=creds.apns_key_id, apns_ca_file=str(creds.root_ca))
+    )
+    channel.bind(runtime)
+    contact_id = _contact(runtime)
+    card = api.post("/api/v1/wallet/cards", json={"external_id": "guest-1"}).json()
+    assert card["points"] == "0"
+    data = json.loads(_unzip(api.client.get(card["apple_url"].removeprefix(runtime.settings.public_url)).content)["pass.json"])
+    device = Device(api.client, "/passkit", data["passTypeIdentifier"], data["serialNumber"], data["authenticationToken"])
+    assert device.register().status_code == 201
+    device.updated_serials()
+
+    with transaction(runtime.sessions) as session:
+        ledger.earn(session, contact_id, 40, key="welcome:guest-1", reason="welcome bonus", available_at=card_time())
+        ledger.emit(session, contact_id, "points_changed", {"earned": "40"}, key="test:points_changed:1")
+    assert sync_wallet_balances(runtime, None) == 1
+    assert [n.token for n in apns_server.received] == [PUSH_TOKEN]
+    assert device.updated_serials() == [card["serial_number"]]
+    assert device.fetch()["points"] == 40

@@ -28,8 +28,8 @@ from kaskad_channels.wallet.google import GoogleWallet
 
 log = logging.getLogger(__name__)
 
-#: Ledger events that may change what a card shows.
-BALANCE_EVENTS = ("points_changed", "tier_changed")
+#: Ledger events (written by kaskad.loyalty) that may change what a card shows.
+BALANCE_EVENTS = ("points_changed", "tier_changed", "points_expired")
 _TICK = timedelta(seconds=1)
 
 BalanceProvider = Callable[[Session, int], tuple[Decimal, str | None]]
@@ -41,17 +41,20 @@ class WalletMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def loyalty_balance(session: Session, contact_id: int) -> tuple[Decimal, str | None]:
-    """Points and tier from the loyalty ledger (``kaskad.loyalty.balance``); contact attributes until it exists."""
+    """Spendable points and tier name from the loyalty ledger (:func:`kaskad.loyalty.balance`).
+
+    Falls back to the contact's ``points`` / ``tier`` attributes when the loyalty area is absent.
+    """
     try:
-        from kaskad import loyalty
+        from kaskad.loyalty import balance
     except ImportError:
-        loyalty = None
-    if loyalty is not None and hasattr(loyalty, "balance"):
-        b = loyalty.balance(session, contact_id)
-        get = b.get if isinstance(b, dict) else (lambda k, d=None: getattr(b, k, d))
-        tier = get("tier")
-        tier = getattr(tier, "name", tier)
-        return Decimal(str(get("points", 0) or 0)), (str(tier) if tier is not None else None)
+        balance = None
+    if balance is not None:
+        standing = balance(session, contact_id)
+        tier = standing.get("tier")
+        if isinstance(tier, dict):
+            tier = tier.get("tier")
+        return Decimal(str(standing.get("points") or 0)), tier
     contact = session.get(Contact, contact_id)
     attrs = contact.attributes if contact else {}
     return Decimal(str(attrs.get("points", 0) or 0)), attrs.get("tier")
