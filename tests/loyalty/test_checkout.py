@@ -176,3 +176,20 @@ def test_referral_rewards_both_on_first_paid_order_only(api, runtime):
         assert c["referral"]["rewarded"] is (n == 1)
     assert api.get("/api/v1/loyalty/rita").json()["points"] == "50"
     assert api.get("/api/v1/loyalty/fred").json()["points"] == "20"
+
+
+def test_redeem_and_cancel_in_one_transaction_keep_code_counts(runtime):
+    from decimal import Decimal
+
+    from kaskad.loyalty import checkout, codes
+
+    contact(runtime.sessions, "gus")
+    with transaction(runtime.sessions) as s:
+        codes.issue(s, code="TWICE", kind="promo", percent=Decimal(5), max_uses=2, valid_until=None)
+        codes.issue(s, code="GC-1", kind="gift_card", balance=Decimal(30), valid_until=None)
+    with transaction(runtime.sessions) as s:
+        items = [checkout.CartItem(sku="A", price=Decimal(20))]
+        red = checkout.redeem(s, checkout.Redeem(items=items, contact="gus", codes=["TWICE", "GC-1"], idempotency_key="g1"))
+        assert codes.find(s, "TWICE").uses == 1 and codes.find(s, "GC-1").balance == 11
+        checkout.cancel(s, red["reservation"])
+        assert codes.find(s, "TWICE").uses == 0 and codes.find(s, "GC-1").balance == 30

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from kaskad import clock
 from kaskad.loyalty import codes as codes_mod
@@ -262,15 +262,15 @@ def redeem(session, req: Redeem) -> dict:
                 f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
         if plan["spend"] > 0:
             q["points"]["lots"] = ledger.take(session, op, contact_id, plan["spend"], f"checkout {req.idempotency_key}"[:120])
-        res = Reservation(key=req.idempotency_key, contact_id=contact_id, order_ref=req.order_id, status="reserved",
-                          quote=q, net=plan["net"], points_spent=plan["spend"], created_at=now)
-        session.add(res)
-        session.flush()
+        res = ledger.OperationRef(session.execute(
+            insert(Reservation).values(key=req.idempotency_key, contact_id=contact_id, order_ref=req.order_id,
+                                       status="reserved", quote=q, net=plan["net"], points_spent=plan["spend"],
+                                       created_at=now).returning(Reservation.id)
+        ).scalar_one())
         for code, d in zip(plan["codes"], plan["discounts"]):
             _use(session, code, contact_id, res, Decimal(d["amount"]), now)
         for card, g in zip(plan["gift_cards"], plan["gifts"]):
-            card.balance -= Decimal(g["amount"])
-            _use(session, card, contact_id, res, Decimal(g["amount"]), now)
+            _use(session, card, contact_id, res, Decimal(g["amount"]), now, gift=True)
         if plan["referral"] is not None:
             _use(session, plan["referral"], contact_id, res, ZERO, now)
         return {"reservation": res.id, "status": "reserved", **q}
@@ -278,10 +278,15 @@ def redeem(session, req: Redeem) -> dict:
     return ledger.once(session, req.idempotency_key, "redeem", contact_id, work)
 
 
-def _use(session, code: LoyaltyCode, contact_id, res: Reservation, amount: Decimal, now) -> None:
-    code.uses += 1
-    session.add(CodeUse(code_id=code.id, contact_id=contact_id, reservation_id=res.id, status="reserved",
-                        amount=amount, created_at=now))
+def _use(session, code: LoyaltyCode, contact_id, res, amount: Decimal, now, gift: bool = False) -> None:
+    """Take one use of a (locked) code; a gift card also gives ``amount`` of its balance."""
+    values = {"uses": LoyaltyCode.uses + 1}
+    if gift:
+        values["balance"] = LoyaltyCode.balance - amount
+    session.execute(update(LoyaltyCode).where(LoyaltyCode.id == code.id).values(**values))
+    session.expire(code, ["uses", "balance"])  # the row changed behind the ORM's back
+    session.execute(insert(CodeUse).values(code_id=code.id, contact_id=contact_id, reservation_id=res.id,
+                                           status="reserved", amount=amount, created_at=now))
 
 
 def _reservation(session, reservation_id: int) -> Reservation:

@@ -21,7 +21,8 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Callable
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import insert as insert_stmt
 from sqlalchemy.exc import IntegrityError
 
 from kaskad import clock
@@ -108,12 +109,15 @@ def once(session, key: str, kind: str, contact_id: int | None, work: Callable[[O
         return found.result
     try:
         with session.begin_nested():
-            op = Operation(key=key, kind=kind, contact_id=contact_id, result={}, created_at=clock.now())
-            session.add(op)
-            session.flush()
-            op.result = work(op)
-            session.flush()
-            return op.result
+            # Core statements, not ORM objects: this runs on every till call.
+            op = OperationRef(session.execute(
+                insert_stmt(Operation)
+                .values(key=key, kind=kind, contact_id=contact_id, result={}, created_at=clock.now())
+                .returning(Operation.id)
+            ).scalar_one())
+            result = work(op)
+            session.execute(update(Operation).where(Operation.id == op.id).values(result=result))
+            return result
     except IntegrityError:
         found = session.scalar(select(Operation).where(Operation.key == key))
         if found is None:
@@ -121,16 +125,20 @@ def once(session, key: str, kind: str, contact_id: int | None, work: Callable[[O
         return found.result
 
 
-def _entry(session, op: Operation, lot: PointLot, kind: str, amount: Decimal, reason: str, now: datetime) -> None:
-    session.add(
-        LedgerEntry(
-            contact_id=lot.contact_id,
-            lot_id=lot.id,
-            operation_id=op.id,
-            kind=kind,
-            amount=amount,
-            reason=reason,
-            created_at=now,
+class OperationRef:
+    """What an operation's work needs to know about it: its id."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: int):
+        self.id = id
+
+
+def _entry(session, op, lot: PointLot, kind: str, amount: Decimal, reason: str, now: datetime) -> None:
+    session.execute(
+        insert_stmt(LedgerEntry).values(
+            contact_id=lot.contact_id, lot_id=lot.id, operation_id=op.id, kind=kind, amount=amount,
+            reason=reason, created_at=now,
         )
     )
 
