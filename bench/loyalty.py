@@ -4,7 +4,7 @@ Starts its own PostgreSQL and a ``kaskad serve`` subprocess on a free loopback p
 seeds contacts with points and personal promo codes, then drives quote and redeem
 (3–8 item carts, points, codes) from concurrent clients and prints calls per second.
 
-    .venv/bin/python bench/loyalty.py [--contacts 2000] [--clients 16] [--seconds 15]
+    .venv/bin/python bench/loyalty.py [--contacts 2000] [--clients 16] [--seconds 15] [--servers 1]
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def cart(rng: random.Random, contacts: int) -> dict:
     return {"items": items, "currency": "EUR", "contact": f"c{i}", "codes": codes, "points": points}
 
 
-def drive(base: str, token: str, path: str, clients: int, seconds: float, contacts: int) -> tuple[int, int, list[float]]:
+def drive(bases: list[str], token: str, path: str, clients: int, seconds: float, contacts: int) -> tuple[int, int, list[float]]:
     stop = time.monotonic() + seconds
     ok, bad, lat = [0], [0], []
     lock = threading.Lock()
 
     def worker(n):
         rng = random.Random(n)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        with httpx.Client(base_url=bases[n % len(bases)], headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
             while time.monotonic() < stop:
                 body = cart(rng, contacts)
                 if path.endswith("redeem"):
@@ -110,37 +110,41 @@ def main() -> int:
     p.add_argument("--contacts", type=int, default=2000)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--servers", type=int, default=1, help="kaskad serve processes sharing the database")
     args = p.parse_args()
     pg = PostgresServer().start()
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         url = pg.create_database("bench")
         t = time.perf_counter()
         seed(url, args.contacts)
         print(f"seeded {args.contacts} contacts (2 lots + a personal code each) in {time.perf_counter() - t:.1f}s")
-        port, token = free_port(), secrets.token_urlsafe(24)
-        env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_ADMIN_TOKEN": token,
-               "KASKAD_HOME": str(pg.dir / "home"), "KASKAD_PORT": str(port)}
-        server = subprocess.Popen([str(Path(sys.executable).parent / "kaskad"), "serve", "--host", "127.0.0.1"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(pg.dir / "serve.log", "wb"))
-        wait_port(port, timeout=60)
-        base = f"http://127.0.0.1:{port}/api/v1"
-        print(f"kaskad serve on :{port}, PostgreSQL on :{pg.port}; {args.clients} concurrent clients, "
+        token = secrets.token_urlsafe(24)
+        servers, bases = [], []
+        for k in range(args.servers):
+            port = free_port()
+            env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_ADMIN_TOKEN": token,
+                   "KASKAD_HOME": str(pg.dir / f"home{k}"), "KASKAD_PORT": str(port)}
+            servers.append(subprocess.Popen([str(Path(sys.executable).parent / "kaskad"), "serve", "--host", "127.0.0.1"],
+                                            env=env, stdout=subprocess.DEVNULL, stderr=open(pg.dir / f"serve{k}.log", "wb")))
+            wait_port(port, timeout=60)
+            bases.append(f"http://127.0.0.1:{port}/api/v1")
+        print(f"{args.servers} x kaskad serve, PostgreSQL on :{pg.port}; {args.clients} concurrent clients, "
               f"{args.seconds:.0f}s each, carts of 3-8 items, half with a personal code, some points")
         for path in ("/checkout/quote", "/checkout/redeem"):
-            drive(base, token, path, args.clients, 2, args.contacts)  # warm up
-            cpu = cpu_seconds(server.pid)
-            ok, bad, lat = drive(base, token, path, args.clients, args.seconds, args.contacts)
-            cpu = cpu_seconds(server.pid) - cpu
+            drive(bases, token, path, args.clients, 2, args.contacts)  # warm up
+            cpu = sum(cpu_seconds(sv.pid) for sv in servers)
+            ok, bad, lat = drive(bases, token, path, args.clients, args.seconds, args.contacts)
+            cpu = sum(cpu_seconds(sv.pid) for sv in servers) - cpu
             n = len(lat) or 1
             print(f"{path:18s} {ok / args.seconds:8.0f} calls/s ok  ({bad} refused)  "
                   f"p50 {lat[n // 2] * 1000:.1f} ms  p99 {lat[int(n * 0.99)] * 1000:.1f} ms  "
                   f"server CPU {cpu / args.seconds * 100:.0f}% of a core, {cpu / max(n, 1) * 1000:.2f} ms per call")
         return 0
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
+        for sv in servers:
+            sv.terminate()
+            sv.wait(timeout=20)
         pg.stop()
 
 

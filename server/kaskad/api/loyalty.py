@@ -17,13 +17,13 @@ import msgspec
 from litestar import get, post, put
 from litestar.exceptions import HTTPException, NotFoundException
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kaskad import clock
 from kaskad.api.auth import ANY_ROLE, MARKETER, roles
 from kaskad.api.checkout import run
 from kaskad.loyalty import balance, codes, ledger, program
-from kaskad.loyalty.models import LedgerEntry, LoyaltyCode
+from kaskad.loyalty.models import CodeUse, LedgerEntry, LoyaltyCode
 from kaskad.runtime import Runtime
 from kaskad.store.models import Contact
 
@@ -157,7 +157,9 @@ def code_status(runtime: Runtime, code: str) -> dict[str, Any]:
         nxt = codes.next_step_at(row, now) if row.kind == "melting" else None
         return {
             "code": row.code, "kind": row.kind, "percent": None if pct is None else str(pct),
-            "uses": row.uses, "max_uses": row.max_uses,
+            "uses": row.uses if codes.counted(row) else session.scalar(
+                select(func.count()).where(CodeUse.code_id == row.id, CodeUse.status != "released")),
+            "max_uses": row.max_uses,
             "balance": None if row.balance is None else str(row.balance),
             "valid_from": row.valid_from.isoformat(),
             "valid_until": row.valid_until.isoformat() if row.valid_until else None,

@@ -280,11 +280,12 @@ def redeem(session, req: Redeem) -> dict:
 
 def _use(session, code: LoyaltyCode, contact_id, res, amount: Decimal, now, gift: bool = False) -> None:
     """Take one use of a (locked) code; a gift card also gives ``amount`` of its balance."""
-    values = {"uses": LoyaltyCode.uses + 1}
-    if gift:
-        values["balance"] = LoyaltyCode.balance - amount
-    session.execute(update(LoyaltyCode).where(LoyaltyCode.id == code.id).values(**values))
-    session.expire(code, ["uses", "balance"])  # the row changed behind the ORM's back
+    if codes_mod.counted(code):
+        values = {"uses": LoyaltyCode.uses + 1}
+        if gift:
+            values["balance"] = LoyaltyCode.balance - amount
+        session.execute(update(LoyaltyCode).where(LoyaltyCode.id == code.id).values(**values))
+        session.expire(code, ["uses", "balance"])  # the row changed behind the ORM's back
     session.execute(insert(CodeUse).values(code_id=code.id, contact_id=contact_id, reservation_id=res.id,
                                            status="reserved", amount=amount, created_at=now))
 
@@ -371,8 +372,12 @@ def _release(session, res: Reservation) -> None:
     uses = session.scalars(select(CodeUse).where(CodeUse.reservation_id == res.id, CodeUse.status != "released")
                            .order_by(CodeUse.code_id)).all()
     for use in uses:
-        code = session.scalars(select(LoyaltyCode).where(LoyaltyCode.id == use.code_id).with_for_update()).one()
         use.status = "released"
+        code = session.get(LoyaltyCode, use.code_id)
+        if not codes_mod.counted(code):
+            continue
+        code = session.scalars(select(LoyaltyCode).where(LoyaltyCode.id == use.code_id).with_for_update()
+                               .execution_options(populate_existing=True)).one()
         code.uses -= 1
         if code.kind == "gift_card":
             code.balance += use.amount

@@ -112,11 +112,20 @@ def issue(session, *, code: str, kind: str, valid_until: datetime | None, **fiel
     return row
 
 
+def counted(code: LoyaltyCode) -> bool:
+    """Whether redeeming changes the code's row: a use limit or a gift-card balance.
+    Unlimited codes are not locked or updated, so a popular code is no hot row
+    (its uses are the rows in ``loyalty_code_uses``)."""
+    return code.max_uses is not None or code.kind == "gift_card"
+
+
 def find(session, code: str, lock: bool = False) -> LoyaltyCode | None:
+    """The code; with ``lock``, a counted code's row is locked until the transaction ends."""
     q = select(LoyaltyCode).where(LoyaltyCode.code == normalise(code))
-    if lock:
-        q = q.with_for_update()
-    return session.scalar(q)
+    row = session.scalar(q)
+    if lock and row is not None and counted(row):
+        row = session.scalar(q.with_for_update().execution_options(populate_existing=True))
+    return row
 
 
 def uses_by(session, code_id: int, contact_id: int) -> int:
