@@ -23,6 +23,14 @@ class Runtime:
     #: Feature areas keep long-lived helpers here (broker, scheduler…), by name.
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A channel that keeps its own state in the database (web push subscriptions,
+        # wallet cards) defines ``bind(runtime)``; it gets this runtime once, here.
+        for channel in self.registry.channels.values():
+            bind = getattr(channel, "bind", None)
+            if callable(bind):
+                bind(self)
+
     @classmethod
     def create(cls, settings: Settings | None = None, registry: Registry | None = None, migrate: bool = True) -> "Runtime":
         settings = settings or Settings.from_env()
