@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from kaskad import periodic
-from kaskad.loyalty import ledger, program, tiers
+from kaskad.loyalty import ledger, orders, program, tiers
 from kaskad.loyalty.models import LoyaltyAccount, LoyaltyCode
 from kaskad.store.engine import transaction
 
@@ -71,6 +71,13 @@ def expiry_job(runtime, now):
 def steps_job(runtime, now):
     with transaction(runtime.sessions) as session:
         announce_steps(session, now)
+
+
+@periodic.every(30, name="loyalty.orders")
+def orders_job(runtime, now):
+    with transaction(runtime.sessions) as session:
+        orders.accrue_paid_orders(session, now)
+        orders.reverse_refunded_orders(session, now)
 
 
 @periodic.every(3600, name="loyalty.tiers")
