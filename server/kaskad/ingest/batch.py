@@ -53,6 +53,11 @@ def decode_batch(body: bytes, list_key: str, item_type: type[T], max_items: int)
         raise BatchRejected(
             f"{len(items)} {list_key} in one request is over the limit of {max_items}; split the batch", 413
         )
+    # Fast path: a clean batch decodes in one typed pass; any error falls back to item by item.
+    try:
+        return list(enumerate(msgspec.json.decode(body, type=_batch_type(list_key, item_type)).items)), []
+    except msgspec.ValidationError:
+        pass
     good: list[tuple[int, T]] = []
     errors: list[ItemError] = []
     for i, raw in enumerate(items):
@@ -62,6 +67,18 @@ def decode_batch(body: bytes, list_key: str, item_type: type[T], max_items: int)
             field, message = _split(exc)
             errors.append(ItemError(index=i, field=field, message=message))
     return good, errors
+
+
+_BATCH_TYPES: dict[tuple[str, type], type] = {}
+
+
+def _batch_type(list_key: str, item_type: type) -> type:
+    key = (list_key, item_type)
+    if key not in _BATCH_TYPES:
+        _BATCH_TYPES[key] = msgspec.defstruct(
+            f"{item_type.__name__}Batch", [("items", list[item_type], msgspec.field(name=list_key))], forbid_unknown_fields=True
+        )
+    return _BATCH_TYPES[key]
 
 
 def as_json(value: Any) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kaskad import clock
 from kaskad.ingest.batch import ItemError
-from kaskad.store.dialect import insert_for
+from kaskad.store.dialect import driver_cursor, insert_for
 from kaskad.store.models import Consent, Contact, Event, MessageEvent, Order, OutboxMessage
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -182,6 +182,10 @@ def _store_consents(session: Session, by_ext: dict[str, ContactIn], now: datetim
 
 def contact_ids(session: Session, external_ids: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        with driver_cursor(session) as cur:
+            cur.execute("SELECT external_id, id FROM contacts WHERE external_id = ANY(%s)", (sorted(set(external_ids)),), binary=True)
+            return dict(cur.fetchall())
     for chunk in _chunks(sorted(set(external_ids)), 5000):
         out.update(session.execute(select(Contact.external_id, Contact.id).where(Contact.external_id.in_(chunk))).tuples().all())
     return out

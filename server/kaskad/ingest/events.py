@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from kaskad import clock
 from kaskad.ingest.batch import ItemError
 from kaskad.ingest.contacts import ExternalId, ensure_contacts
-from kaskad.store.dialect import insert_for
+from kaskad.store.dialect import driver_cursor, insert_for
 from kaskad.store.models import Event
 
 #: How far in the future an event's time may be (clock skew between systems).
@@ -71,5 +71,34 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> int:
                 continue
             seen.add(key)
         unique.append(r)
+    if session.get_bind().dialect.name == "postgresql":
+        return _insert_events_pg(session, unique)
     stmt = insert_for(session, Event).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Event.id)
     return len(session.scalars(stmt, unique).all())
+
+
+# One short statement with array parameters, sent in binary: PostgreSQL unnests
+# them into rows. A multi-row VALUES list of 1,000 rows is a 6,000-placeholder
+# query the driver parses again for every batch; this is several times faster.
+_PG_INSERT = """
+    INSERT INTO events (contact_id, name, occurred_at, properties, idempotency_key, received_at)
+    SELECT c, n, o, p::jsonb, k, r FROM unnest(
+        %s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[]) AS t(c, n, o, p, k, r)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+"""
+
+
+def _insert_events_pg(session: Session, rows: list[dict[str, Any]]) -> int:
+    enc = msgspec.json.encode
+    params = (
+        [r["contact_id"] for r in rows],
+        [r["name"] for r in rows],
+        [r["occurred_at"] for r in rows],
+        [enc(r.get("properties") or {}).decode() for r in rows],
+        [r.get("idempotency_key") for r in rows],
+        [r.get("received_at") for r in rows],
+    )
+    with driver_cursor(session) as cur:
+        cur.execute(_PG_INSERT, params, binary=True)
+        return len(cur.fetchall())

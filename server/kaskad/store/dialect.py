@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,3 +17,17 @@ def insert_for(session_or_conn, table):
     if name == "sqlite":
         return sqlite.insert(table)
     raise RuntimeError(f"unsupported database {name!r}; Kaskad runs on SQLite and PostgreSQL")
+
+
+@contextmanager
+def driver_cursor(session: Session):
+    """A cursor of the session's own DB-API connection, inside its transaction.
+
+    For the few hot paths where the driver's features (psycopg's binary
+    parameters) matter more than SQLAlchemy's portability.
+    """
+    cur = session.connection().connection.driver_connection.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()

@@ -1,0 +1,7 @@
+"""``python -m kaskad`` runs the ``kaskad`` command."""
+
+import sys
+
+from kaskad.cli import main
+
+sys.exit(main())
