@@ -1,4 +1,10 @@
-"""The loyalty mechanic contract. A mechanic plugin subclasses :class:`Mechanic`."""
+"""The loyalty mechanic contract. A mechanic plugin subclasses :class:`Mechanic`.
+
+An award changes the loyalty ledger or issues a code through :mod:`kaskad.loyalty`
+(``ledger.earn``, ``ledger.once``, ``codes.issue``); what a code then does at the
+till — quote, redeem, confirm, refund — is the checkout's, by the code's kind
+(docs/loyalty.md).
+"""
 
 from __future__ import annotations
 
