@@ -117,7 +117,7 @@ def _check_reasons(s, cid):
             assert res.points_restored == res.points_spent
             assert res.points_reversed <= res.points_earned
         spent = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).join(Operation)
-                         .where(Operation.key == res.key))
+                         .where(Operation.key == f"redeem:{res.key}"))
         assert -Decimal(spent) == res.points_spent
 
 

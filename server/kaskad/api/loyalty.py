@@ -79,7 +79,7 @@ class PointsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 @post("/loyalty/{external_id:str}/points", guards=[WRITE], status_code=200, sync_to_thread=True, tags=["loyalty"])
 def add_points(runtime: Runtime, external_id: str, data: PointsRequest) -> dict[str, Any]:
     """Earn points by hand (a goodwill gesture, a migration from an old system)."""
-    return run(runtime, lambda s: ledger.earn(s, _contact(s, external_id), data.points, data.idempotency_key,
+    return run(runtime, lambda s: ledger.earn(s, _contact(s, external_id), data.points, f"api:{data.idempotency_key}",
                                               data.reason, expires_at=data.expires_at))
 
 

@@ -275,7 +275,7 @@ def redeem(session, req: Redeem) -> dict:
             _use(session, plan["referral"], contact_id, res, ZERO, now)
         return {"reservation": res.id, "status": "reserved", **q}
 
-    return ledger.once(session, req.idempotency_key, "redeem", contact_id, work)
+    return ledger.once(session, f"redeem:{req.idempotency_key}", "redeem", contact_id, work)
 
 
 def _use(session, code: LoyaltyCode, contact_id, res, amount: Decimal, now, gift: bool = False) -> None:
@@ -434,4 +434,4 @@ def refund(session, req: Refund) -> dict:
             out["tier"] = tiers.recompute(session, res.contact_id, rules, clock.now(), f"refund:{req.idempotency_key}")
         return out
 
-    return ledger.once(session, req.idempotency_key, "refund", res.contact_id, work)
+    return ledger.once(session, f"refund:{res.id}:{req.idempotency_key}", "refund", res.contact_id, work)
