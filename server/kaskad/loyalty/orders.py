@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import String, cast, exists, func, literal, select
 from sqlalchemy.orm import aliased
 
-from kaskad.loyalty import checkout, ledger, program
+from kaskad.loyalty import checkout, ledger, program, tiers
 from kaskad.loyalty.ledger import num, whole_points
 from kaskad.loyalty.models import LedgerEntry, Operation, Reservation
 from kaskad.store.models import Order, OrderItem
@@ -61,6 +61,7 @@ def accrue_paid_orders(session, now: datetime, limit: int = 500) -> int:
             return out
 
         ledger.once(session, _earn_key(order.id), "order_earn", order.contact_id, work)
+        tiers.recompute(session, order.contact_id, rules, now, f"order:{order.id}")
     return len(rows)
 
 
@@ -82,6 +83,7 @@ def reverse_refunded_orders(session, now: datetime, limit: int = 500) -> int:
         earned = Decimal(earned_op.result.get("points", "0"))
         if earned <= 0:
             ledger.once(session, key, "order_refund", order.contact_id, lambda op: {"points_reversed": "0"})
+            tiers.recompute(session, order.contact_id, program.load(session), now, key)
             continue
         full = order.refunded_amount >= order.amount or order.status == "refunded"
         target = earned if full else whole_points(earned * order.refunded_amount / order.amount)
@@ -98,5 +100,6 @@ def reverse_refunded_orders(session, now: datetime, limit: int = 500) -> int:
             return {"order": order.external_id, "points_reversed": num(took), "unrecovered": num(target - taken - took)}
 
         ledger.once(session, key, "order_refund", order.contact_id, work)
+        tiers.recompute(session, order.contact_id, program.load(session), now, key)
         done += 1
     return done

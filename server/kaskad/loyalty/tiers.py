@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from kaskad.flow.durations import parse_duration
 from kaskad.loyalty.ledger import account as ledger_account
@@ -24,7 +24,19 @@ def spend_in_window(session, contact_id: int, rules: ProgramRules, now: datetime
             Reservation.confirmed_at <= now,
         )
     )
-    return Decimal(total)
+    # Orders from the orders API that no checkout covers count too.
+    from kaskad.store.models import Order
+
+    orders = session.scalar(
+        select(func.coalesce(func.sum(Order.amount - Order.refunded_amount), 0)).where(
+            Order.contact_id == contact_id,
+            Order.status.in_(("paid", "partially_refunded", "refunded")),
+            Order.placed_at > start,
+            Order.placed_at <= now,
+            ~exists().where(Reservation.order_ref == Order.external_id),
+        )
+    )
+    return Decimal(total) + Decimal(orders)
 
 
 def progress(session, contact_id: int, rules: ProgramRules, now: datetime) -> dict:
