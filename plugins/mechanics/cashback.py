@@ -33,7 +33,7 @@ class Cashback(Mechanic):
             codes.issue(session, code=f"CB-{op.id}-{codes.from_pattern('****')}", kind="cashback",
                         contact_id=ctx.contact_id, percent=Decimal(str(config.percent)), valid_until=until,
                         min_order=None if config.min_order is None else Decimal(str(config.min_order)))
-            return {"percent": config.percent, "valid_until": until.isoformat(), "min_order": config.min_order}
+            return {"percent": codes.plain(config.percent), "valid_until": until.isoformat(), "min_order": config.min_order}
 
         return ledger.once(session, ctx.idempotency_key, "award:cashback", ctx.contact_id, work)
 

@@ -30,7 +30,7 @@ class GiftCard(Mechanic):
             until = program.after(config.valid_for, clock.now())
             [code] = codes.new_codes(session, config.pattern, 1)
             codes.issue(session, code=code, kind="gift_card", balance=Decimal(str(config.amount)), valid_until=until)
-            return {"code": code, "balance": str(Decimal(str(config.amount))),
+            return {"code": code, "balance": str(codes.plain(config.amount)),
                     "valid_until": until.isoformat() if until else None}
 
         return ledger.once(session, ctx.idempotency_key, "award:gift_card", ctx.contact_id, work)

@@ -42,7 +42,7 @@ class MeltingDiscount(Mechanic):
             row = codes.issue(session, code=code, kind="melting", contact_id=ctx.contact_id, max_uses=1,
                               combinable=False, valid_until=codes.datetime.fromisoformat(steps[-1]["until"]),
                               details={"steps": steps})
-            return {"code": code, "percent": float(steps[0]["percent"]), "steps": steps,
+            return {"code": code, "percent": codes.plain(steps[0]["percent"]), "steps": steps,
                     "valid_until": steps[-1]["until"], "next_step_at": codes.next_step_at(row, now).isoformat()}
 
         return ledger.once(session, ctx.idempotency_key, "award:melting_discount", ctx.contact_id, work)

@@ -34,7 +34,7 @@ class PromoCode(Mechanic):
             codes.issue(session, code=code, kind="promo", contact_id=ctx.contact_id,
                         percent=Decimal(str(config.percent)), valid_until=until, max_uses=1,
                         combinable=config.combinable)
-            return {"code": code, "percent": config.percent, "valid_until": until.isoformat()}
+            return {"code": code, "percent": codes.plain(config.percent), "valid_until": until.isoformat()}
 
         return ledger.once(session, ctx.idempotency_key, "award:promo_code", ctx.contact_id, work)
 

@@ -193,3 +193,21 @@ def test_redeem_and_cancel_in_one_transaction_keep_code_counts(runtime):
         assert codes.find(s, "TWICE").uses == 1 and codes.find(s, "GC-1").balance == 11
         checkout.cancel(s, red["reservation"])
         assert codes.find(s, "TWICE").uses == 0 and codes.find(s, "GC-1").balance == 30
+
+
+def test_award_results_read_well_in_templates(runtime):
+    cid = contact(runtime.sessions, "hana")
+    promo = award(runtime, "promo_code", cid, {"percent": 15, "valid_for": "P14D", "pattern": "GIFT-####"}, "run:p")
+    assert promo["percent"] == 15 and str(promo["percent"]) == "15"
+    assert promo["code"].startswith("GIFT-") and len(promo["code"]) == 9
+    assert award(runtime, "promo_code", cid, {"percent": 15, "valid_for": "P14D"}, "run:p") == promo
+    cash = award(runtime, "cashback", cid, {"percent": 7.5, "valid_for": "P14D"}, "run:c")
+    assert cash["percent"] == 7.5
+    pts = award(runtime, "points", cid, {"points": 500, "expires_in": "P30D", "reason": "birthday"}, "run:b")
+    assert pts["points"] == 500 and pts["expires_at"]
+    assert award(runtime, "welcome_bonus", cid, {"points": 100}, "run:w1") == award(
+        runtime, "welcome_bonus", cid, {"points": 100}, "run:w2")  # once per customer, whatever the run
+    gc = award(runtime, "gift_card", cid, {"amount": 50}, "run:g")
+    assert gc["balance"] == "50"
+    with transaction(runtime.sessions) as s:
+        assert check_invariants(s, cid) == 600

@@ -41,6 +41,12 @@ def combinations(pattern: str) -> int:
     return n
 
 
+def plain(value) -> int | float:
+    """A number as templates should show it: ``30`` not ``30.0``."""
+    d = Decimal(str(value))
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
 def normalise(code: str) -> str:
     return code.strip().upper()
 
