@@ -48,6 +48,19 @@ class MeltingDiscount(Mechanic):
         return ledger.once(session, ctx.idempotency_key, "award:melting_discount", ctx.contact_id, work)
 
 
+    def refresh(self, session, result: dict) -> dict:
+        """The step in force now: ``percent`` is 0 and ``melted`` true once it is gone or used."""
+        row = codes.find(session, result["code"])
+        if row is None:
+            return result
+        now = clock.now()
+        pct, _ = codes.melting_percent(row, now)
+        used = row.max_uses is not None and row.uses >= row.max_uses
+        nxt = codes.next_step_at(row, now)
+        return {**result, "percent": 0 if pct is None or used else codes.plain(pct),
+                "next_step_at": nxt.isoformat() if nxt and not used else None, "melted": pct is None or used}
+
+
 @hookimpl
 def register_mechanics(register):
     register(MeltingDiscount())

@@ -211,3 +211,22 @@ def test_award_results_read_well_in_templates(runtime):
     assert gc["balance"] == "50"
     with transaction(runtime.sessions) as s:
         assert check_invariants(s, cid) == 600
+
+
+def test_a_later_send_shows_the_melting_discounts_current_percent(runtime):
+    """What the engine does for a send after an award node: refresh, then render."""
+    from kaskad import templates
+
+    cid = contact(runtime.sessions, "ivy")
+    mech = runtime.registry.mechanics["melting_discount"]
+    steps = [{"percent": 30, "for": "P1D"}, {"percent": 20, "for": "P1D"}, {"percent": 10, "for": "P1D"}]
+    tpl = "Code {{ awards.melt.code }}: {{ awards.melt.percent }}% off"
+    with clock.travel(T0) as now:
+        result = award(runtime, "melting_discount", cid, {"steps": steps}, "run:9:melt")
+        seen = []
+        for day in (0, 1, 2, 3):
+            now[0] = T0 + timedelta(days=day, hours=1)
+            with transaction(runtime.sessions) as s:
+                seen.append(templates.render(tpl, {"awards": {"melt": mech.refresh(s, result)}}))
+        code = result["code"]
+        assert seen == [f"Code {code}: 30% off", f"Code {code}: 20% off", f"Code {code}: 10% off", f"Code {code}: 0% off"]

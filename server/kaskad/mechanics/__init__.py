@@ -35,3 +35,9 @@ class Mechanic:
         """Apply the award inside the caller's transaction (``session``), idempotent on
         ``ctx.idempotency_key``; return data templates can show (e.g. a promo code)."""
         raise NotImplementedError
+
+    def refresh(self, session: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Bring an earlier award's ``result`` up to date for a later send (a melting
+        discount's current percent). The engine calls this before rendering
+        ``awards.<node_id>``; the default returns ``result`` unchanged."""
+        return result
