@@ -47,3 +47,19 @@ def test_paid_orders_earn_once_and_refunds_take_back_their_share(runtime):
             assert balance(s, cid)["points"] == "0"
             assert check_invariants(s, cid) == 0
             assert s.query(LoyaltyAccount).filter_by(contact_id=cid).one().tier == "basic"  # downgraded by the refund
+
+
+def test_a_paid_order_cancelled_later_gives_its_points_back(runtime):
+    cid = contact(runtime.sessions, "otto")
+    with clock.travel(T0):
+        with transaction(runtime.sessions) as s:
+            program.save(s, program.ProgramRules(accrual=program.Accrual(points_per_unit=Decimal("0.1"), pending="P0D")))
+            s.add(Order(external_id="web-2", contact_id=cid, status="paid", amount=Decimal(90), currency="EUR", placed_at=T0))
+        with transaction(runtime.sessions) as s:
+            orders.accrue_paid_orders(s, T0)
+            assert balance(s, cid)["points"] == "9"
+            s.query(Order).filter_by(external_id="web-2").one().status = "cancelled"
+        with transaction(runtime.sessions) as s:
+            orders.reverse_refunded_orders(s, T0)
+            assert balance(s, cid)["points"] == "0"
+            assert check_invariants(s, cid) == 0

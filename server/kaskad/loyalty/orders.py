@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, cast, exists, func, literal, select
+from sqlalchemy import String, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from kaskad.loyalty import checkout, ledger, program, tiers
@@ -66,7 +66,8 @@ def accrue_paid_orders(session, now: datetime, limit: int = 500) -> int:
 
 
 def reverse_refunded_orders(session, now: datetime, limit: int = 500) -> int:
-    """Take back the refunded share of what an order earned (the whole of it on a full refund)."""
+    """Take back the refunded share of what an order earned (the whole of it on a full
+    refund, or when a paid order is cancelled)."""
     # One key per refund state of an order; orders whose current state was handled drop out here.
     key_expr = (literal("order-refund:") + cast(Order.id, String) + literal(":")
                 + cast(Order.refunded_amount, String) + literal(":") + Order.status)
@@ -74,7 +75,7 @@ def reverse_refunded_orders(session, now: datetime, limit: int = 500) -> int:
     rows = session.execute(
         select(Order, Operation, key_expr)
         .join(Operation, Operation.key == literal("order-earn:") + cast(Order.id, String))
-        .where(Order.refunded_amount > 0, ~exists().where(handled.key == key_expr))
+        .where(or_(Order.refunded_amount > 0, Order.status == "cancelled"), ~exists().where(handled.key == key_expr))
         .order_by(Order.id)
         .limit(limit)
     ).all()
@@ -85,7 +86,7 @@ def reverse_refunded_orders(session, now: datetime, limit: int = 500) -> int:
             ledger.once(session, key, "order_refund", order.contact_id, lambda op: {"points_reversed": "0"})
             tiers.recompute(session, order.contact_id, program.load(session), now, key)
             continue
-        full = order.refunded_amount >= order.amount or order.status == "refunded"
+        full = order.refunded_amount >= order.amount or order.status in ("refunded", "cancelled")
         target = earned if full else whole_points(earned * order.refunded_amount / order.amount)
 
         def work(op, order=order, earned_op=earned_op, target=target):
