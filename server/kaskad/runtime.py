@@ -39,12 +39,16 @@ class Runtime:
 
             upgrade(settings.db_url)
         engine = make_engine(settings.db_url)
-        return cls(
+        runtime = cls(
             settings=settings,
             registry=registry or load_registry(settings.load_plugins),
             engine=engine,
             sessions=make_sessionmaker(engine),
         )
+        from kaskad.channels.settings import configure_channels
+
+        configure_channels(runtime)
+        return runtime
 
     @cached_property
     def is_postgres(self) -> bool:

@@ -74,7 +74,11 @@ class Channel:
     rate_limit: ClassVar[float | None] = None
 
     def configure(self, config: Any) -> None:
-        """Receive the provider settings (an instance of ``config_type``)."""
+        """Receive the provider settings (an instance of ``config_type``), read from
+        ``KASKAD_<NAME>_<FIELD>`` environment variables (:mod:`kaskad.channels.settings`)."""
+
+    def bind(self, runtime: Any) -> None:
+        """Receive the runtime (settings, database) once, when the server or worker starts."""
 
     def cost(self, message: OutboundMessage) -> Decimal:
         """Cost of one message in the account currency (an SMS's depends on its segments)."""

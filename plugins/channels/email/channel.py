@@ -1,0 +1,137 @@
+"""Email over SMTP: multipart text + HTML, one connection reused for a whole batch.
+
+Settings (environment): ``KASKAD_EMAIL_HOST``, ``_PORT`` (587), ``_USERNAME``,
+``_PASSWORD``, ``_STARTTLS`` (true), ``_USE_TLS`` (implicit TLS, port 465),
+``_FROM_ADDRESS``, ``_FROM_NAME``, ``_TIMEOUT``, ``_VALIDATE_CERTS``.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import Annotated
+
+import aiosmtplib
+import msgspec
+from msgspec import Meta
+
+from kaskad.channels import Channel, OutboundMessage, SendResult
+
+
+class EmailMessageSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    subject: Annotated[str, Meta(min_length=1, title="Subject", description="A template: {{ contact.first_name }}…")]
+    html: Annotated[str, Meta(min_length=1, title="HTML body", description="A template; variables are HTML-escaped")]
+    text: Annotated[str, Meta(title="Text body", description="Plain-text part; derived from the HTML when empty")] | None = None
+
+
+class EmailConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: Annotated[str, Meta(title="SMTP host")] | None = None
+    port: Annotated[int, Meta(ge=1, le=65535)] = 587
+    username: str | None = None
+    password: str | None = None
+    starttls: Annotated[bool, Meta(description="Upgrade with STARTTLS (port 587)")] = True
+    use_tls: Annotated[bool, Meta(description="Implicit TLS from the start (port 465)")] = False
+    validate_certs: bool = True
+    from_address: Annotated[str, Meta(title="From address")] | None = None
+    from_name: str | None = None
+    timeout: Annotated[float, Meta(gt=0)] = 30.0
+
+
+_TAGS = re.compile(r"<[^>]+>")
+_BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr)>|<br\s*/?>", re.I)
+
+
+def html_to_text(markup: str) -> str:
+    text = _BLOCK_END.sub("\n", markup)
+    text = html_lib.unescape(_TAGS.sub("", text))
+    return "\n".join(line.strip() for line in text.splitlines()).strip() + "\n"
+
+
+class EmailChannel(Channel):
+    name = "email"
+    title = "Email"
+    address_field = "email"
+    config_type = EmailConfig
+    message_type = EmailMessageSpec
+
+    def __init__(self) -> None:
+        self.config = EmailConfig()
+
+    def configure(self, config: EmailConfig) -> None:
+        self.config = config
+
+    def build(self, message: OutboundMessage) -> EmailMessage:
+        spec = msgspec.convert(message.content, EmailMessageSpec)
+        cfg = self.config
+        mail = EmailMessage()
+        mail["From"] = formataddr((cfg.from_name or "", cfg.from_address or ""))
+        mail["To"] = message.address
+        mail["Subject"] = spec.subject
+        domain = (cfg.from_address or "kaskad.local").rpartition("@")[2] or "kaskad.local"
+        mail["Message-ID"] = make_msgid(idstring=message.key.replace(":", "."), domain=domain)
+        mail["X-Kaskad-Key"] = message.key
+        mail.set_content(spec.text or html_to_text(spec.html))
+        mail.add_alternative(spec.html, subtype="html")
+        return mail
+
+    def _client(self) -> aiosmtplib.SMTP:
+        cfg = self.config
+        context = ssl.create_default_context()
+        if not cfg.validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, use_tls=cfg.use_tls, start_tls=cfg.starttls and not cfg.use_tls,
+            validate_certs=cfg.validate_certs, tls_context=context, timeout=cfg.timeout,
+        )
+
+    async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        if not messages:
+            return []
+        if not self.config.host or not self.config.from_address:
+            error = "the email channel is not configured: set KASKAD_EMAIL_HOST and KASKAD_EMAIL_FROM_ADDRESS"
+            return [SendResult(key=m.key, status="failed", error=error) for m in messages]
+        results: list[SendResult] = []
+        smtp = self._client()
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # The server is unreachable or refused us: every message may be retried later.
+            return [SendResult(key=m.key, status="retry", error=f"SMTP connect: {exc}") for m in messages]
+        if self.config.username:
+            try:
+                await smtp.login(self.config.username, self.config.password or "")
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # Retried with backoff, so fixing the credentials lets the messages go out.
+                smtp.close()
+                return [SendResult(key=m.key, status="retry", error=f"SMTP login refused: {exc}") for m in messages]
+        try:
+            for m in messages:
+                results.append(await self._send_one(smtp, m))
+        finally:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+        return results
+
+    async def _send_one(self, smtp: aiosmtplib.SMTP, m: OutboundMessage) -> SendResult:
+        try:
+            mail = self.build(m)
+        except (msgspec.ValidationError, ValueError) as exc:
+            return SendResult(key=m.key, status="failed", error=f"message cannot be built: {exc}")
+        try:
+            errors, _ = await smtp.send_message(mail)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return SendResult(key=m.key, status="failed", error=f"recipient refused: {exc}")
+        except aiosmtplib.SMTPResponseException as exc:
+            status = "retry" if 400 <= exc.code < 500 else "failed"
+            return SendResult(key=m.key, status=status, error=f"SMTP {exc.code}: {exc.message}")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return SendResult(key=m.key, status="retry", error=f"SMTP: {exc}")
+        if errors:
+            return SendResult(key=m.key, status="failed", error=f"refused: {errors}")
+        return SendResult(key=m.key, status="sent", provider_message_id=mail["Message-ID"])
