@@ -35,6 +35,7 @@ class TestChannel(Channel):
     name = "test"
     title = "Test channel (records messages, sends nothing)"
     address_field = "external_id"
+    requires_consent = False  # reaches no person
     config_type = TestConfig
     message_type = TestMessage
 

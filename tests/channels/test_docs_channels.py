@@ -21,3 +21,11 @@ def test_every_documented_setting_decodes():
         for var, value in env.items():
             field = var.removeprefix(f"KASKAD_{name.upper()}_").lower()
             assert str(getattr(cfg, field)).lower() == value.lower(), var
+
+
+def test_the_documented_delivery_settings_decode():
+    from kaskad.delivery.policy import DeliverySettings
+
+    (block,) = re.findall(r"```json\n(.*?)\n```", DOC.read_text(), re.S)
+    s = DeliverySettings.from_env({"KASKAD_DELIVERY": block})
+    assert s.caps["sms"].per_day == 1 and s.total.per_week == 5 and s.quiet_hours.start == "21:00"

@@ -72,6 +72,8 @@ class Channel:
     message_type: ClassVar[type[msgspec.Struct] | None] = None
     #: Provider rate limit in messages per second, shared across workers; None = unlimited.
     rate_limit: ClassVar[float | None] = None
+    #: Whether sending needs the contact's consent for this channel (see kaskad.delivery.policy).
+    requires_consent: ClassVar[bool] = True
 
     def configure(self, config: Any) -> None:
         """Receive the provider settings (an instance of ``config_type``), read from

@@ -1,0 +1,1 @@
+"""Delivery rules every channel obeys, enforced in core: consent, caps, quiet hours."""
