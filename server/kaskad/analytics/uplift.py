@@ -68,6 +68,28 @@ def _verdict(metric: str, u: Uplift, unit: str) -> str:
     return f"Not significant yet: {metric} differs by {diff} (95% CI {rng}).{more}"
 
 
+def _uplift(metric, t, c, se, p_value, n_t, n_c, var_t, var_c, alpha, power, unit) -> Uplift:
+    diff = t - c
+    half = _z(alpha) * se
+    u = Uplift(
+        metric=metric,
+        treatment=t,
+        control=c,
+        difference=diff,
+        relative=(diff / c) if c else None,
+        ci_low=diff - half,
+        ci_high=diff + half,
+        p_value=p_value,
+        significant=bool(n_t and n_c and p_value < alpha),
+        n_treatment=n_t,
+        n_control=n_c,
+        needed_per_group=_needed(diff, var_t, var_c, alpha, power),
+        verdict="",
+    )
+    u.verdict = _verdict(metric, u, unit)
+    return u
+
+
 def proportion_uplift(
     conv_t: int, n_t: int, conv_c: int, n_c: int, *, alpha: float = 0.05, power: float = 0.8, metric: str = "conversion"
 ) -> Uplift:
@@ -85,24 +107,7 @@ def proportion_uplift(
         p_value = 2 * (1 - _N.cdf(abs(diff) / se0)) if se0 > 0 else 1.0
     else:
         se, p_value = math.inf, 1.0
-    half = _z(alpha) * se
-    u = Uplift(
-        metric=metric,
-        treatment=p_t,
-        control=p_c,
-        difference=diff,
-        relative=(diff / p_c) if p_c else None,
-        ci_low=diff - half,
-        ci_high=diff + half,
-        p_value=p_value,
-        significant=bool(n_t and n_c and p_value < alpha),
-        n_treatment=n_t,
-        n_control=n_c,
-        needed_per_group=_needed(diff, p_t * (1 - p_t), p_c * (1 - p_c), alpha, power),
-        verdict="",
-    )
-    u.verdict = _verdict(metric, u, "%")
-    return u
+    return _uplift(metric, p_t, p_c, se, p_value, n_t, n_c, p_t * (1 - p_t), p_c * (1 - p_c), alpha, power, "%")
 
 
 def mean_uplift(
@@ -121,21 +126,4 @@ def mean_uplift(
         p_value = 2 * (1 - _N.cdf(abs(diff) / se)) if se > 0 else (0.0 if diff else 1.0)
     else:
         se, p_value = math.inf, 1.0
-    half = _z(alpha) * se
-    u = Uplift(
-        metric=metric,
-        treatment=m_t,
-        control=m_c,
-        difference=diff,
-        relative=(diff / m_c) if m_c else None,
-        ci_low=diff - half,
-        ci_high=diff + half,
-        p_value=p_value,
-        significant=bool(n_t and n_c and p_value < alpha),
-        n_treatment=n_t,
-        n_control=n_c,
-        needed_per_group=_needed(diff, var_t, var_c, alpha, power),
-        verdict="",
-    )
-    u.verdict = _verdict(metric, u, "money")
-    return u
+    return _uplift(metric, m_t, m_c, se, p_value, n_t, n_c, var_t, var_c, alpha, power, "money")

@@ -25,41 +25,34 @@ from kaskad.store.engine import transaction
 from kaskad.store.models import Consent, Contact, Event, Flow, FlowVersion, JourneyRun, Order, RunStep
 
 
-def _batch(runtime: Runtime, body: bytes, key: str, item_type):
+def _ingest(runtime: Runtime, body: bytes, key: str, item_type, store, names: tuple[str, str]) -> dict[str, Any]:
+    """Decode a bulk body, store its good items in one transaction, report the bad ones by index."""
     try:
-        return decode_batch(body, key, item_type, runtime.settings.max_batch)
+        items, errors = decode_batch(body, key, item_type, runtime.settings.max_batch)
     except BatchRejected as exc:
         raise HTTPException(status_code=exc.status_code, detail=str(exc)) from None
+    with transaction(runtime.sessions) as session:
+        first, second, more = store(session, items)
+    errors = sorted(errors + more, key=lambda e: e.index)
+    return {names[0]: first, names[1]: second, "errors": as_json(errors)}
 
 
 @post("/contacts", guards=[INTEGRATOR], sync_to_thread=True, status_code=200)
 def post_contacts(runtime: Runtime, body: bytes) -> dict[str, Any]:
     """Create or update contacts by ``external_id`` (attributes are patched key by key)."""
-    items, errors = _batch(runtime, body, "contacts", ContactIn)
-    with transaction(runtime.sessions) as session:
-        created, updated, more = upsert_contacts(session, items)
-    errors = sorted(errors + more, key=lambda e: e.index)
-    return {"created": created, "updated": updated, "errors": as_json(errors)}
+    return _ingest(runtime, body, "contacts", ContactIn, upsert_contacts, ("created", "updated"))
 
 
 @post("/events", guards=[INTEGRATOR], sync_to_thread=True, status_code=200)
 def post_events(runtime: Runtime, body: bytes) -> dict[str, Any]:
     """Store events; an event whose ``id`` was seen before is skipped."""
-    items, errors = _batch(runtime, body, "events", EventIn)
-    with transaction(runtime.sessions) as session:
-        stored, duplicates, more = store_events(session, items)
-    errors = sorted(errors + more, key=lambda e: e.index)
-    return {"stored": stored, "duplicates": duplicates, "errors": as_json(errors)}
+    return _ingest(runtime, body, "events", EventIn, store_events, ("stored", "duplicates"))
 
 
 @post("/orders", guards=[INTEGRATOR], sync_to_thread=True, status_code=200)
 def post_orders(runtime: Runtime, body: bytes) -> dict[str, Any]:
     """Store orders; re-sending an order with a new status updates it and emits that status's event once."""
-    items, errors = _batch(runtime, body, "orders", OrderIn)
-    with transaction(runtime.sessions) as session:
-        created, updated, more = store_orders(session, items)
-    errors = sorted(errors + more, key=lambda e: e.index)
-    return {"created": created, "updated": updated, "errors": as_json(errors)}
+    return _ingest(runtime, body, "orders", OrderIn, store_orders, ("created", "updated"))
 
 
 def _iso(dt):
