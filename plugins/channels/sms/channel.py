@@ -9,14 +9,18 @@ Twilio: ``KASKAD_SMS_ACCOUNT_SID``, ``KASKAD_SMS_AUTH_TOKEN``,
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 import msgspec
 from msgspec import Meta
 
-from kaskad.channels import Channel, OutboundMessage, SendResult
+from kaskad.channels import Channel, DeliveryEvent, OutboundMessage, SendResult, WebhookRejected
 from kaskad.ingest.contacts import normalise_phone
 from kaskad_channels.sms.segments import count_segments
 
@@ -115,6 +119,34 @@ class SmsChannel(Channel):
         # SMS.ru: 220 = service temporarily unavailable; anything else is about this message or account.
         status = "retry" if code == 220 else "failed"
         return SendResult(key=m.key, status=status, error=f"SMS.ru {code}: {text}")
+
+
+    async def parse_webhook(self, headers: dict[str, str], body: bytes, url: str) -> list[DeliveryEvent]:
+        """Twilio status callbacks, verified by X-Twilio-Signature (HMAC-SHA1 of URL + sorted params)."""
+        if self.config.provider != "twilio":
+            raise WebhookRejected("SMS.ru status callbacks carry no signature, so they are not accepted")
+        if not self.config.auth_token:
+            raise WebhookRejected("KASKAD_SMS_AUTH_TOKEN is not set: Twilio callbacks cannot be verified")
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if headers.get("x-twilio-signature", "") != "" and hmac.compare_digest(
+            headers["x-twilio-signature"], twilio_signature(self.config.auth_token, url, params)
+        ):
+            status = TWILIO_STATUS.get(params.get("MessageStatus", ""))
+            sid = params.get("MessageSid")
+            if not sid:
+                raise WebhookRejected("a Twilio status callback without MessageSid")
+            return [DeliveryEvent(status=status, provider_message_id=sid, detail={"twilio_status": params.get("MessageStatus"), "error_code": params.get("ErrorCode")})] if status else []
+        raise WebhookRejected("X-Twilio-Signature is missing or does not match")
+
+
+#: Twilio MessageStatus → delivery status (queued/sending/sent add nothing).
+TWILIO_STATUS = {"delivered": "delivered", "undelivered": "failed", "failed": "failed", "read": "opened"}
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's request signature: base64(HMAC-SHA1(token, url + key1 + value1 + key2 + value2 …)), keys sorted."""
+    data = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
 def _json(r: httpx.Response) -> dict:

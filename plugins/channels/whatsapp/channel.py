@@ -11,6 +11,9 @@ outside it the API answers 131047 and the message fails with that reason.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated
 
@@ -18,7 +21,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
-from kaskad.channels import Channel, OutboundMessage, SendResult
+from kaskad.channels import Channel, DeliveryEvent, OutboundMessage, SendResult, WebhookRejected
 from kaskad.ingest.contacts import normalise_phone
 
 #: Cloud API error codes worth retrying: throughput and rate limits, temporary errors.
@@ -43,6 +46,12 @@ class WhatsAppConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_version: Annotated[str, Meta(pattern=r"^v\d+\.\d+$")] = "v21.0"
     price_per_message: Annotated[str, Meta(pattern=r"^\d+(\.\d+)?$")] = "0"
     timeout: Annotated[float, Meta(gt=0)] = 15.0
+    app_secret: Annotated[str, Meta(description="Verifies X-Hub-Signature-256 on webhooks")] | None = None
+    verify_token: Annotated[str, Meta(description="Answers the webhook subscription handshake")] | None = None
+
+
+#: Cloud API status → delivery status ("sent" adds nothing: the outbox knows it was sent).
+WA_STATUS = {"delivered": "delivered", "read": "opened", "failed": "failed"}
 
 
 class WhatsAppChannel(Channel):
@@ -61,6 +70,40 @@ class WhatsAppChannel(Channel):
 
     def cost(self, message: OutboundMessage) -> Decimal:
         return Decimal(self.config.price_per_message)
+
+    def verify_subscription(self, params: dict[str, str]) -> str | None:
+        c = self.config
+        if c.verify_token and params.get("hub.mode") == "subscribe" and hmac.compare_digest(
+            params.get("hub.verify_token", ""), c.verify_token
+        ):
+            return params.get("hub.challenge", "")
+        return None
+
+    async def parse_webhook(self, headers: dict[str, str], body: bytes, url: str) -> list[DeliveryEvent]:
+        """Status webhooks, verified by X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret)."""
+        if not self.config.app_secret:
+            raise WebhookRejected("KASKAD_WHATSAPP_APP_SECRET is not set: webhooks cannot be verified")
+        expected = "sha256=" + hmac.new(self.config.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(headers.get("x-hub-signature-256", ""), expected):
+            raise WebhookRejected("X-Hub-Signature-256 is missing or does not match")
+        try:
+            data = msgspec.json.decode(body)
+            changes = [ch["value"] for entry in data["entry"] for ch in entry["changes"]]
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+            raise WebhookRejected(f"not a WhatsApp webhook body: {exc!r}") from None
+        out = []
+        for value in changes:
+            for st in value.get("statuses", []) if isinstance(value, dict) else []:
+                status = WA_STATUS.get(st.get("status"))
+                if status and st.get("id"):
+                    at = datetime.fromtimestamp(int(st["timestamp"]), timezone.utc) if str(st.get("timestamp", "")).isdigit() else None
+                    out.append(DeliveryEvent(status=status, provider_message_id=st["id"], at=at,
+                                             detail={"errors": st.get("errors", [])} if st.get("errors") else {}))
+            for m in value.get("messages", []) if isinstance(value, dict) else []:
+                replied_to = (m.get("context") or {}).get("id")
+                if replied_to:
+                    out.append(DeliveryEvent(status="replied", provider_message_id=replied_to, detail={"type": m.get("type")}))
+        return out
 
     @staticmethod
     def payload(to: str, spec: WhatsAppMessage) -> dict:

@@ -90,6 +90,10 @@ class Channel:
         """Send messages; return one result per message, matched by ``key``. Never raise for one bad message."""
         raise NotImplementedError
 
+    def verify_subscription(self, params: dict[str, str]) -> str | None:
+        """Answer a provider's webhook subscription handshake (a GET); None = refuse."""
+        return None
+
     async def parse_webhook(self, headers: dict[str, str], body: bytes, url: str) -> list[DeliveryEvent]:
         """Verify and parse the provider's delivery webhook; raise :class:`WebhookRejected` if unverifiable."""
         raise WebhookRejected(f"channel {self.name!r} does not accept webhooks")
