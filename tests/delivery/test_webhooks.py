@@ -36,7 +36,7 @@ def hooks(runtime, client):
 
 def events(runtime):
     with runtime.sessions() as s:
-        return sorted(s.execute(select(OutboxMessage.key, MessageEvent.status).join(OutboxMessage)).tuples().all())
+        return sorted(s.execute(select(OutboxMessage.key, MessageEvent.status).join(OutboxMessage)).all())
 
 
 def outbox_status(runtime, key):

@@ -187,7 +187,7 @@ def contact_ids(session: Session, external_ids: list[str]) -> dict[str, int]:
             cur.execute("SELECT external_id, id FROM contacts WHERE external_id = ANY(%s)", (sorted(set(external_ids)),), binary=True)
             return dict(cur.fetchall())
     for chunk in _chunks(sorted(set(external_ids)), 5000):
-        out.update(session.execute(select(Contact.external_id, Contact.id).where(Contact.external_id.in_(chunk))).tuples().all())
+        out.update(session.execute(select(Contact.external_id, Contact.id).where(Contact.external_id.in_(chunk))).all())
     return out
 
 
