@@ -1,0 +1,67 @@
+"""Segment count and RFM recompute time on PostgreSQL.
+
+    .venv/bin/python bench/segments.py [--contacts 1000000] [--orders 10000000]
+
+Starts its own PostgreSQL, generates data with generate_series, prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, text
+
+from kaskad import segments
+from kaskad.migrations import upgrade
+from kaskad.segments import rfm
+from kaskad.store.engine import make_engine, make_sessionmaker
+from kaskad.testing.servers import PostgresServer
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--contacts", type=int, default=1_000_000)
+    p.add_argument("--orders", type=int, default=10_000_000)
+    a = p.parse_args()
+    server = PostgresServer().start()
+    try:
+        url = server.create_database("bench_segments")
+        upgrade(url)
+        engine = make_engine(url)
+        t = time.perf_counter()
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO contacts (external_id, attributes, tags) "
+                           "SELECT 'c' || g, '{}'::jsonb, '[]'::jsonb FROM generate_series(1, :n) g"), {"n": a.contacts})
+            c.execute(text(
+                "INSERT INTO orders (external_id, contact_id, status, amount, refunded_amount, currency, placed_at, attributes) "
+                "SELECT 'o' || g, 1 + (hashint8(g) & 2147483647) % :n, CASE WHEN g % 50 = 0 THEN 'refunded' ELSE 'paid' END, "
+                "(hashint8(g * 7) & 65535) / 100.0, 0, 'EUR', "
+                "timestamptz '2026-06-01' - ((hashint8(g * 13) & 2147483647) % (730 * 86400)) * interval '1 second', '{}'::jsonb "
+                "FROM generate_series(1, :m) g"), {"n": a.contacts, "m": a.orders})
+            c.execute(text("ANALYZE"))
+        print(f"generated {a.contacts:,} contacts, {a.orders:,} orders in {time.perf_counter() - t:.1f} s")
+        sessions = make_sessionmaker(engine)
+        for key in ("sleeping-90d", "lapsed-big-spenders"):
+            with sessions() as s:
+                t = time.perf_counter()
+                n = segments.count(s, key, now=NOW)
+                print(f"segment count {key}: {n:,} members in {time.perf_counter() - t:.2f} s")
+        with sessions() as s:
+            t = time.perf_counter()
+            q = rfm.scores_query().subquery()
+            n = s.execute(select(func.count()).select_from(q)).scalar_one()
+            print(f"RFM scores for {n:,} contacts (server-side, counted) in {time.perf_counter() - t:.2f} s")
+            t = time.perf_counter()
+            scored = rfm.compute(s)
+            print(f"RFM compute() fetching {len(scored):,} rows into Python in {time.perf_counter() - t:.2f} s")
+        engine.dispose()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
