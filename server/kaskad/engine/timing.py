@@ -13,12 +13,12 @@ are handled the way a person reading a clock expects:
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kaskad.flow.durations import Duration, parse_duration
 from kaskad.flow.model import TimeWindow
+from kaskad.segments.dates import anniversary  # Feb 29 -> Feb 28 in common years, as segment triggers do
 
 __all__ = ["zone", "after", "after_local", "next_window", "date_target", "local_instant", "parse_date"]
 
@@ -178,13 +178,6 @@ def parse_date(value: object) -> date | None:
         return None
 
 
-def _anniversary(d: date, year: int) -> date:
-    """The date in ``year``; Feb 29 falls on Feb 28 in common years."""
-    if d.month == 2 and d.day == 29 and not calendar.isleap(year):
-        return date(year, 2, 28)
-    return date(year, d.month, d.day)
-
-
 def date_target(
     now: datetime, tz: str | tzinfo | None, value: object, offset: str, at: str, yearly: bool
 ) -> datetime | None:
@@ -218,7 +211,7 @@ def date_target(
     for year in range(this_year - reach, this_year + reach + 2):
         if year < 1 or year > 9998:
             continue
-        when = target(_anniversary(base, year))
+        when = target(anniversary(base, year))
         if when >= moment:
             return when
     return None  # pragma: no cover - only for dates at the end of the calendar
