@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):  # dict: room for cache
     engine_lease: float = 300.0
     engine_tick: float = 0.5
     retry_base: float = 30.0
+    #: Most nodes one message walks a run through before it continues in a new message
+    #: (1 = the one-message-per-step baseline that bench/engine.py compares against).
+    engine_steps: int = 1000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -53,6 +56,7 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):  # dict: room for cache
             engine_lease=float(env.get("KASKAD_ENGINE_LEASE", "300")),
             engine_tick=float(env.get("KASKAD_ENGINE_TICK", "0.5")),
             retry_base=float(env.get("KASKAD_RETRY_BASE", "30")),
+            engine_steps=int(env.get("KASKAD_ENGINE_STEPS", "1000")),
         )
 
     @property

@@ -164,7 +164,7 @@ def load_contacts(session: Session, ids: set[int]) -> dict[int, dict]:
 def walk(ctx: BatchContext, runs: list[Run]) -> None:
     """Move every run through nodes until it waits, ends, or is held at a send node."""
     active = [r for r in runs if r.status == "claimed" and not r.blocked]
-    for _ in range(1000):
+    for _ in range(max(1, int(getattr(ctx.runtime.settings, "engine_steps", 1000)))):
         if not active:
             return
         groups: dict[tuple[int, str], list[Run]] = defaultdict(list)
@@ -212,16 +212,19 @@ _run_update = (
 )
 
 
-def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> None:
-    """Write the batch back: runs, steps and counters (one statement each)."""
-    params = []
+def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
+    """Write the batch back: runs, steps and counters (one statement each).
+
+    Runs held at a send node and runs that used up the step budget stay claimed
+    under ``hold_token``; the latter are returned, to continue in a new message.
+    """
+    params, more = [], []
     for r in runs:
-        if r.blocked:
+        st, tok = r.status, None
+        if r.blocked or st == "claimed":
             st, tok = "claimed", hold_token
-        else:
-            st, tok = r.status, None
-        if st == "claimed":  # walked out of node budget: due again right away
-            st, r.wake_at = "active", ctx.now
+            if not r.blocked:
+                more.append(r.id)
         params.append({"rid": r.id, "node": r.node_id, "st": st, "wake": r.wake_at, "tok": tok, "att": r.attempts,
                        "err": r.error, "ctx": r.context, "fin": ctx.now if st in TERMINAL else None,
                        "cat": ctx.now if tok else None})
@@ -230,6 +233,18 @@ def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> None:
     if ctx.steps:
         ctx.session.execute(insert(RunStep), ctx.steps)
     add_counts(ctx.session, ctx.counts, ctx.now)
+    return more
+
+
+def continue_later(runtime: Any, run_ids: list[int], token: int) -> None:
+    """Runs that used up this message's step budget go on in a new message (the sweeper
+    catches them if the enqueue is lost)."""
+    from kaskad.engine import broker
+
+    try:
+        broker.enqueue(run_ids, token)
+    except Exception:
+        log.warning("could not enqueue the continuation of %d runs; the sweeper will", len(run_ids), exc_info=True)
 
 
 def advance(runtime: Any, run_ids: list[int], token: int) -> int:
@@ -248,8 +263,10 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             ctx = BatchContext(session=session, runtime=runtime, now=clock.now(),
                                contacts=load_contacts(session, {r.contact_id for r in runs}), delivered=delivered)
             walk(ctx, runs)
-            save(ctx, runs, hold)
+            more = save(ctx, runs, hold)
             steps += sum(1 for s in ctx.steps if s["outcome"] == "passed")
+        if more:
+            continue_later(runtime, more, hold)
         ids = [r.id for r in runs if r.blocked]
         if ctx.deliver:
             deliver(runtime, ctx.deliver)

@@ -35,7 +35,7 @@ class FlowPlan:
 
 
 _cache: dict[int, FlowPlan] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def plan_for_version(session: Session, version_id: int) -> FlowPlan:
@@ -43,17 +43,23 @@ def plan_for_version(session: Session, version_id: int) -> FlowPlan:
     plan = _cache.get(version_id)
     if plan is not None:
         return plan
+    with _lock:  # msgspec's first decode of a type is not thread-safe (seen: a segfault); one at a time
+        plan = _cache.get(version_id)
+        if plan is None:
+            plan = _load(session, version_id)
+            if len(_cache) > 2000:
+                _cache.clear()
+            _cache[version_id] = plan
+    return plan
+
+
+def _load(session: Session, version_id: int) -> FlowPlan:
     row = session.execute(
         select(FlowVersion.document, FlowVersion.version, FlowVersion.flow_id, FlowRow.key)
         .join(FlowRow, FlowRow.id == FlowVersion.flow_id)
         .where(FlowVersion.id == version_id)
     ).one()
-    plan = build_plan(decode_stored(row.document), flow_id=row.flow_id, version_id=version_id, version=row.version)
-    with _lock:
-        if len(_cache) > 2000:
-            _cache.clear()
-        _cache[version_id] = plan
-    return plan
+    return build_plan(decode_stored(row.document), flow_id=row.flow_id, version_id=version_id, version=row.version)
 
 
 def build_plan(flow: model.Flow, *, flow_id: int = 0, version_id: int = 0, version: int = 0) -> FlowPlan:

@@ -136,7 +136,7 @@ class Scheduler:
         size = max(1, self.runtime.settings.engine_batch)
         # Back-pressure: claim only what the workers can take soon, so nothing
         # sits claimed in the queue long enough to outlive its lease.
-        room = size * 40 - in_flight(self.runtime)
+        room = max(size * 40, 5000) - in_flight(self.runtime)
         if room <= 0:
             periodic.run_due(self.runtime, clock.now())
             return done
