@@ -64,6 +64,8 @@ def test_strings_and_dates():
     assert matches({"placed": {"gt": "2026-03-01T09:00:00+00:00"}}, CART)
     assert not matches({"placed": {"gt": "2026-03-01T11:30:00+01:00"}}, CART)  # 10:30 UTC
     assert matches({"placed": {"eq": "2026-03-01"}}, CART)
+    assert not matches({"category": {"gt": "2020-01-01"}}, CART)  # text against a date: a mismatch
+    assert not matches({"category": {"lt": "2030-01-01"}}, CART)
 
 
 def test_in_and_not_in():
