@@ -77,7 +77,7 @@ def local_instant(wall: datetime, tz: str | tzinfo | None) -> datetime:
             hi = mid
         else:
             lo = mid
-    return hi.replace(microsecond=0) if hi.microsecond else hi
+    return hi.replace(microsecond=0)  # transitions fall on whole seconds, and lie in (lo, hi]
 
 
 def _split(text: str) -> tuple[Duration, timedelta]:
