@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from kaskad.engine.match import MISSING, check_where, compare, matches, resolve
@@ -64,6 +68,8 @@ def test_strings_and_dates():
     assert matches({"placed": {"gt": "2026-03-01T09:00:00+00:00"}}, CART)
     assert not matches({"placed": {"gt": "2026-03-01T11:30:00+01:00"}}, CART)  # 10:30 UTC
     assert matches({"placed": {"eq": "2026-03-01"}}, CART)
+    assert not matches({"category": {"gt": "2020-01-01"}}, CART)  # text against a date: a mismatch
+    assert not matches({"category": {"lt": "2030-01-01"}}, CART)
 
 
 def test_in_and_not_in():
@@ -161,3 +167,40 @@ def test_check_where_names_the_path_and_the_problem(where, fragment):
 
 def test_check_where_reports_every_error():
     assert len(check_where({"a": {"in": 1}, "b": {"foo": 1}, "c": 3})) == 2
+
+
+# ---------------------------------------------------------------- docs/conditions-and-waits.md
+
+DOCS = (Path(__file__).parents[2] / "docs" / "conditions-and-waits.md").read_text()
+DOC_BLOCKS = re.findall(r"```(\w+)(?: (\w+))?\n(.*?)```", DOCS, re.S)
+
+
+def doc_blocks(lang, tag=None):
+    return [body for lg, tg, body in DOC_BLOCKS if lg == lang and (tag is None or tg == tag)]
+
+
+def test_the_docs_page_has_its_examples():
+    assert len(doc_blocks("json", "event")) == 1 and len(doc_blocks("json", "where")) >= 4
+    assert len(doc_blocks("json", "invalid")) == 1 and len(doc_blocks("text", "errors")) == 1
+    assert len(doc_blocks("python")) == 1
+
+
+@pytest.mark.parametrize("body", doc_blocks("json", "where"))
+def test_docs_filters_are_valid_and_match_the_sample_event(body):
+    (sample,) = doc_blocks("json", "event")
+    where = json.loads(body)
+    assert check_where(where) == []
+    assert matches(where, json.loads(sample))
+    # and each test in it can fail: a different event does not match
+    assert not matches(where, {"category": "sushi"})
+
+
+def test_docs_invalid_filter_reports_exactly_the_documented_errors():
+    (invalid,) = doc_blocks("json", "invalid")
+    (errors,) = doc_blocks("text", "errors")
+    assert check_where(json.loads(invalid)) == errors.strip().splitlines()
+
+
+def test_docs_python_example_runs():
+    (code,) = doc_blocks("python")
+    exec(compile(code, "docs/conditions-and-waits.md", "exec"), {})

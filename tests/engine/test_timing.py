@@ -92,6 +92,9 @@ def test_after_adds_utc_durations_with_calendar_months():
         # hours are exact elapsed time, even across the change
         (BERLIN, utc(2026, 3, 29, 0, 30), "PT2H", utc(2026, 3, 29, 2, 30)),
         (BERLIN, utc(2026, 3, 28, 9), "P1DT2H", utc(2026, 3, 29, 10)),
+        (BERLIN, utc(2026, 3, 28, 9), "PT24H", utc(2026, 3, 29, 9)),  # 24 hours is not a calendar day
+        (NEW_YORK, utc(2026, 10, 31, 14), "PT24H", utc(2026, 11, 1, 14)),
+        (BERLIN, utc(2026, 3, 29, 8), "-P1DT1H", utc(2026, 3, 28, 8)),
         # a negative duration goes back on the wall clock
         (BERLIN, utc(2026, 3, 29, 8), "-P1D", utc(2026, 3, 28, 9)),
     ],

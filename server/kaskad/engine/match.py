@@ -18,8 +18,8 @@ Semantics, chosen so that a filter never raises at run time:
   strings that are both numbers compare numerically for ``gt``/``gte``/``lt``/
   ``lte`` but as text for equality (``"007"`` is not ``"7"``).
   ``true``/``false`` equal only booleans (never 1/0).
-- A type mismatch (a list against a number, text against a number) is simply
-  false.
+- A type mismatch (a list against a number, text against a number, text that
+  is not a date against a date) is simply false.
 - A missing path satisfies only ``{"exists": false}`` and ``{"ne": …}``
   (not ``not_in``: a filter on a property speaks about events that have it);
   a present ``null`` counts as missing for ``exists``.
@@ -145,7 +145,12 @@ def _order(value: Any, expected: Any) -> int | None:
         return (a > b) - (a < b)
     if isinstance(value, str) and isinstance(expected, str):
         both = _dates(value, expected)
-        x, y = both if both is not None else (value, expected)
+        if both is not None:
+            x, y = both
+        elif _moment(value) is None and _moment(expected) is None:
+            x, y = value, expected
+        else:
+            return None  # a date against text that is not a date: a type mismatch
         return (x > y) - (x < y)
     return None
 

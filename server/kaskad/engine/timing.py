@@ -77,15 +77,20 @@ def local_instant(wall: datetime, tz: str | tzinfo | None) -> datetime:
             hi = mid
         else:
             lo = mid
-    return hi.replace(microsecond=0) if hi.microsecond else hi
+    return hi.replace(microsecond=0)  # transitions fall on whole seconds, and lie in (lo, hi]
 
 
-def _split(duration: Duration) -> tuple[int, timedelta, timedelta]:
-    """(months, whole days, time part) of a duration; days and time carry the duration's sign."""
-    sign = -1 if duration.delta < timedelta(0) else 1
-    magnitude = abs(duration.delta)
-    days = timedelta(days=magnitude.days)
-    return duration.months, sign * days, sign * (magnitude - days)
+def _split(text: str) -> tuple[Duration, timedelta]:
+    """The calendar part (years to days) and the clock part (hours to seconds) of a duration.
+
+    Split on the text, not the parsed value: ``PT24H`` is a day of elapsed time, ``P1D`` a calendar day.
+    """
+    parse_duration(text)  # validates the whole text, with its error message
+    sign = "-" if text.startswith("-") else ""
+    calendar_part, _, clock_part = text.lstrip("-")[1:].partition("T")
+    calendar = parse_duration(f"{sign}P{calendar_part}") if calendar_part else Duration()
+    clock = parse_duration(f"{sign}PT{clock_part}").delta if clock_part else timedelta(0)
+    return calendar, clock
 
 
 def after_local(now: datetime, duration: str, tz: str | tzinfo | None) -> datetime:
@@ -96,11 +101,10 @@ def after_local(now: datetime, duration: str, tz: str | tzinfo | None) -> dateti
     hours, minutes and seconds are exact elapsed time.
     """
     tzi = _tz(tz)
-    months, days, clock = _split(parse_duration(duration))
+    calendar, clock = _split(duration)
     moment = _aware(now).astimezone(UTC)
-    if months or days:
-        wall = moment.astimezone(tzi).replace(tzinfo=None)
-        wall = Duration(months=months, delta=days).add_to(wall)
+    if calendar.months or calendar.delta:
+        wall = calendar.add_to(moment.astimezone(tzi).replace(tzinfo=None))
         moment = local_instant(wall, tzi)
     return moment + clock
 
