@@ -11,7 +11,7 @@ import html as html_lib
 import re
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 from typing import Annotated
 
 import aiosmtplib
@@ -19,6 +19,9 @@ import msgspec
 from msgspec import Meta
 
 from kaskad.channels import Channel, OutboundMessage, SendResult
+from kaskad.delivery import links
+from kaskad_channels.email import tracking
+from kaskad_channels.email.headers import message_id
 
 
 class EmailMessageSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +41,12 @@ class EmailConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     from_address: Annotated[str, Meta(title="From address")] | None = None
     from_name: str | None = None
     timeout: Annotated[float, Meta(gt=0)] = 30.0
+    track_opens: Annotated[bool, Meta(description="Add a signed open pixel to the HTML part")] = True
+    track_clicks: Annotated[bool, Meta(description="Route http(s) links through a signed click redirect")] = True
+    unsubscribe_mailto: Annotated[str, Meta(
+        title="Unsubscribe mailbox",
+        description="Also offer mailto: in List-Unsubscribe (a mailbox you process yourself)",
+    )] | None = None
 
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -59,11 +68,17 @@ class EmailChannel(Channel):
 
     def __init__(self) -> None:
         self.config = EmailConfig()
+        self.settings = None  # the server's settings (public URL, signing key), from bind()
 
     def configure(self, config: EmailConfig) -> None:
         self.config = config
 
+    def bind(self, runtime) -> None:
+        self.settings = runtime.settings
+
     def build(self, message: OutboundMessage) -> EmailMessage:
+        """The MIME message for ``message``: text + HTML parts; once bound to a server,
+        List-Unsubscribe headers (RFC 8058), click tracking and the open pixel."""
         spec = msgspec.convert(message.content, EmailMessageSpec)
         cfg = self.config
         mail = EmailMessage()
@@ -71,11 +86,29 @@ class EmailChannel(Channel):
         mail["To"] = message.address
         mail["Subject"] = spec.subject
         domain = (cfg.from_address or "kaskad.local").rpartition("@")[2] or "kaskad.local"
-        mail["Message-ID"] = make_msgid(idstring=message.key.replace(":", "."), domain=domain)
+        mail["Message-ID"] = message_id(message.key, domain)
         mail["X-Kaskad-Key"] = message.key
+        markup = spec.html
+        if self.settings is not None:
+            markup = self._add_links(mail, message, markup)
         mail.set_content(spec.text or html_to_text(spec.html))
-        mail.add_alternative(spec.html, subtype="html")
+        mail.add_alternative(markup, subtype="html")
         return mail
+
+    def _add_links(self, mail: EmailMessage, message: OutboundMessage, markup: str) -> str:
+        settings, cfg = self.settings, self.config
+        base, secret = settings.public_url.rstrip("/"), settings.signing_key
+        unsubscribe = links.unsubscribe_url(base, secret, message.key, message.recipient.contact_id, self.name, message.topic)
+        targets = [f"<{unsubscribe}>"]
+        if cfg.unsubscribe_mailto:
+            targets.append(f"<mailto:{cfg.unsubscribe_mailto}?subject=unsubscribe>")
+        mail["List-Unsubscribe"] = ", ".join(targets)
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if cfg.track_clicks:
+            markup = tracking.rewrite_links(markup, lambda url: links.click_url(base, secret, message.key, url), keep=base + "/u/")
+        if cfg.track_opens:
+            markup = tracking.add_pixel(markup, links.pixel_url(base, secret, message.key))
+        return markup
 
     def _client(self) -> aiosmtplib.SMTP:
         cfg = self.config

@@ -1,0 +1,87 @@
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives.
+
+``SmtpSink`` is for tests and benchmarks of anything that sends email::
+
+    with SmtpSink() as sink:
+        ...send to 127.0.0.1:sink.port...
+        mail = sink.parsed()[0]          # an email.message.EmailMessage
+
+``auth=("user", "password")`` makes it require that login (AUTH PLAIN/LOGIN
+without TLS, as on a local relay); ``keep=False`` only counts messages
+(for benchmarks). ``refuse`` maps a recipient to an SMTP reply
+(``{"gone@example.com": "550 5.1.1 no such user"}``) to test refusals.
+"""
+
+from __future__ import annotations
+
+import email
+import threading
+from email import policy
+from email.message import EmailMessage
+
+from kaskad.testing.servers import free_port
+
+
+class SmtpSink:
+    def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None) -> None:
+        self.auth, self.keep = auth, keep
+        self.refuse: dict[str, str] = dict(refuse or {})
+        #: (mail_from, rcpt_tos, raw bytes, authenticated?) per message received.
+        self.messages: list[tuple[str, list[str], bytes, bool]] = []
+        self.count = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self.controller = None
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def parsed(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(raw, policy=policy.default) for _, _, raw, _ in self.messages]
+
+    # aiosmtpd handler hooks
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            self.count += 1
+            if self.keep:
+                self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content, bool(session.authenticated)))
+        return "250 OK"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == self.auth
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    def start(self) -> "SmtpSink":
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Counting(Controller):
+            def factory(self):
+                sink.connections += 1
+                return super().factory()
+
+        kw = {"authenticator": self._authenticate, "auth_require_tls": False} if self.auth else {}
+        self.controller = Counting(self, hostname="127.0.0.1", port=free_port(), **kw)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> "SmtpSink":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
