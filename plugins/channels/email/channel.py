@@ -7,6 +7,7 @@ Settings (environment): ``KASKAD_EMAIL_HOST``, ``_PORT`` (587), ``_USERNAME``,
 
 from __future__ import annotations
 
+import hmac
 import html as html_lib
 import re
 import ssl
@@ -18,9 +19,10 @@ import aiosmtplib
 import msgspec
 from msgspec import Meta
 
-from kaskad.channels import Channel, OutboundMessage, SendResult
+from kaskad.channels import Channel, DeliveryEvent, OutboundMessage, SendResult, WebhookRejected
 from kaskad.delivery import links
 from kaskad_channels.email import tracking
+from kaskad_channels.email.dsn import NotADsn, parse_dsn
 from kaskad_channels.email.headers import message_id
 
 
@@ -46,6 +48,9 @@ class EmailConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     unsubscribe_mailto: Annotated[str, Meta(
         title="Unsubscribe mailbox",
         description="Also offer mailto: in List-Unsubscribe (a mailbox you process yourself)",
+    )] | None = None
+    bounce_secret: Annotated[str, Meta(
+        description="Shared secret a bounce (DSN) POST to /hooks/email must carry in X-Kaskad-Bounce-Secret",
     )] | None = None
 
 
@@ -109,6 +114,34 @@ class EmailChannel(Channel):
         if cfg.track_opens:
             markup = tracking.add_pixel(markup, links.pixel_url(base, secret, message.key))
         return markup
+
+    async def parse_webhook(self, headers: dict[str, str], body: bytes, url: str) -> list[DeliveryEvent]:
+        """A bounce: the raw DSN (RFC 3464) POSTed by your mail server, with the shared secret in
+        ``X-Kaskad-Bounce-Secret``. Matched to the message by its Message-ID / X-Kaskad-Key."""
+        secret = self.config.bounce_secret
+        if not secret:
+            raise WebhookRejected("KASKAD_EMAIL_BOUNCE_SECRET is not set: bounce reports cannot be verified")
+        if not hmac.compare_digest(headers.get("x-kaskad-bounce-secret", "").encode(), secret.encode()):
+            raise WebhookRejected("X-Kaskad-Bounce-Secret is missing or does not match")
+        try:
+            report = parse_dsn(body)
+        except NotADsn as exc:
+            raise WebhookRejected(f"not a delivery status notification: {exc}") from None
+        if not report.message_id and not report.outbox_key:
+            raise WebhookRejected("the report does not quote the original Message-ID")
+        failed = [r for r in report.recipients if r.action == "failed"]
+        if failed:
+            status, permanent = "bounced", any(r.permanent for r in failed)
+            shown = next((r for r in failed if r.permanent), failed[0])
+        elif all(r.action in ("delivered", "relayed", "expanded") for r in report.recipients):
+            status, permanent, shown = "delivered", False, report.recipients[0]
+        else:  # "delayed": the MTA is still trying
+            return []
+        detail = {"status": shown.status, "action": shown.action, "diagnostic": shown.diagnostic,
+                  "reporting_mta": report.reporting_mta}
+        if status == "bounced":
+            detail["permanent"] = permanent
+        return [DeliveryEvent(status=status, provider_message_id=report.message_id, outbox_key=report.outbox_key, detail=detail)]
 
     def _client(self) -> aiosmtplib.SMTP:
         cfg = self.config

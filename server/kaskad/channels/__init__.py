@@ -44,7 +44,11 @@ class SendResult(msgspec.Struct, kw_only=True):
 
 
 class DeliveryEvent(msgspec.Struct, kw_only=True):
-    """A provider's report about a sent message, found by its provider id or outbox key."""
+    """A provider's report about a sent message, found by its provider id or outbox key.
+
+    For ``bounced``, ``detail["permanent"] = True`` marks a hard bounce (the
+    address is dead): core then revokes the contact's consent for the channel.
+    """
 
     status: DeliveryStatus
     provider_message_id: str | None = None
