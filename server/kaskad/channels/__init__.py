@@ -94,6 +94,10 @@ class Channel:
         """Send messages; return one result per message, matched by ``key``. Never raise for one bad message."""
         raise NotImplementedError
 
+    async def aclose(self) -> None:
+        """Release long-lived resources (pooled connections) held for the running event loop;
+        called when a worker stops."""
+
     def verify_subscription(self, params: dict[str, str]) -> str | None:
         """Answer a provider's webhook subscription handshake (a GET); None = refuse."""
         return None

@@ -23,8 +23,9 @@ from kaskad.testing.servers import free_port
 
 
 class SmtpSink:
-    def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None) -> None:
-        self.auth, self.keep = auth, keep
+    def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.auth, self.keep, self._port = auth, keep, port
         self.refuse: dict[str, str] = dict(refuse or {})
         #: (mail_from, rcpt_tos, raw bytes, authenticated?) per message received.
         self.messages: list[tuple[str, list[str], bytes, bool]] = []
@@ -71,8 +72,9 @@ class SmtpSink:
                 return super().factory()
 
         kw = {"authenticator": self._authenticate, "auth_require_tls": False} if self.auth else {}
-        self.controller = Counting(self, hostname="127.0.0.1", port=free_port(), **kw)
+        self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), **kw)
         self.controller.start()
+        self.connections = 0  # the controller's own start-up probe does not count
         return self
 
     def stop(self) -> None:
