@@ -5,6 +5,7 @@ local endpoint that checks the signature, and signed delivery reports through /h
 from __future__ import annotations
 
 import asyncio
+import re
 import hashlib
 import hmac
 import importlib
@@ -122,3 +123,16 @@ def test_the_example_channel_end_to_end(example_plugin, runtime, api):
     assert r.status_code == 200 and r.json() == {"received": 1, "recorded": 1}
     with runtime.sessions() as s:
         assert [e.status for e in s.scalars(select(MessageEvent))] == ["delivered"]
+
+
+def test_the_settings_shown_in_the_guide_decode(example_plugin):
+    from kaskad.channels.settings import config_from_env
+
+    guide = (Path(__file__).parents[2] / "docs" / "plugins" / "channels.md").read_text()
+    settings, commands = re.findall(r"```sh\n(.*?)```", guide, re.S)
+    env = dict(line.split("=", 1) for line in settings.splitlines())
+    cfg = config_from_env(load_registry().channels["webhook"], env)
+    assert (cfg.url, cfg.secret, cfg.price) == ("https://crm.example/kaskad/messages", "change-me", "0.10")
+    assert commands.startswith("pip install ./kaskad-example-channel")  # what example_install does
+    allow = re.search(r"KASKAD_LOAD_PLUGINS=(\S+)`", guide).group(1).split(",")
+    assert set(load_registry(allow=allow).channels) == {"email", "webhook"}
