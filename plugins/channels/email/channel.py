@@ -170,10 +170,12 @@ class EmailChannel(Channel):
 
     async def _connect(self) -> aiosmtplib.SMTP:
         cfg = self.config
-        context = ssl.create_default_context()
-        if not cfg.validate_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = None
+        if cfg.use_tls or cfg.starttls:  # loading the CA store costs ~100 ms: only when TLS is used
+            context = ssl.create_default_context()
+            if not cfg.validate_certs:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
         smtp = aiosmtplib.SMTP(
             hostname=cfg.host, port=cfg.port, use_tls=cfg.use_tls, start_tls=cfg.starttls and not cfg.use_tls,
             validate_certs=cfg.validate_certs, tls_context=context, timeout=cfg.timeout,
