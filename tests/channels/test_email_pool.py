@@ -93,3 +93,16 @@ def test_an_unreachable_or_silent_server_means_retry_for_every_message():
 def test_pool_size_is_checked(size):
     ch = load_registry().channels["email"]
     assert config_from_env(ch, {"KASKAD_EMAIL_HOST": "h", "KASKAD_EMAIL_POOL_SIZE": size}) is None
+
+
+def test_starttls_then_login_and_a_certificate_that_does_not_verify():
+    with SmtpSink(auth=("shop", "s3cret"), starttls=True) as sink:
+        ch = email_channel(sink.port, starttls="true", validate_certs="false", username="shop", password="s3cret")
+        results = asyncio.run(ch.send_batch(batch(2)))
+        assert [r.status for r in results] == ["sent", "sent"] and all(m[3] for m in sink.messages)
+        # Without STARTTLS the server refuses the mail; with validation the self-signed certificate fails.
+        plain = asyncio.run(email_channel(sink.port, starttls="false").send_batch(batch(1)))
+        assert plain[0].status == "retry" and "530" in plain[0].error  # a settings problem: fixable, so retried
+        strict = asyncio.run(email_channel(sink.port, starttls="true", username="shop", password="s3cret").send_batch(batch(1)))
+        assert strict[0].status == "retry" and "connect" in strict[0].error
+        assert len(sink.messages) == 2

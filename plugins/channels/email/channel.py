@@ -256,7 +256,8 @@ class EmailChannel(Channel):
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this connection
                 raise aiosmtplib.SMTPServerDisconnected(exc.message) from None
-            status = "retry" if 400 <= exc.code < 500 else "failed"
+            # 530: authentication or STARTTLS required: our settings, not the message, are wrong.
+            status = "retry" if 400 <= exc.code < 500 or exc.code == 530 else "failed"
             return SendResult(key=m.key, status=status, error=f"SMTP {exc.code}: {exc.message}")
         except BROKEN:
             raise

@@ -6,8 +6,10 @@
         ...send to 127.0.0.1:sink.port...
         mail = sink.parsed()[0]          # an email.message.EmailMessage
 
-``auth=("user", "password")`` makes it require that login (AUTH PLAIN/LOGIN
-without TLS, as on a local relay); ``keep=False`` only counts messages
+``auth=("user", "password")`` makes it require that login (AUTH PLAIN/LOGIN;
+without ``starttls`` over plain text, as on a local relay); ``starttls=True``
+offers and requires STARTTLS with a self-signed certificate for 127.0.0.1
+(login only after it); ``keep=False`` only counts messages
 (for benchmarks). ``refuse`` maps a recipient to an SMTP reply
 (``{"gone@example.com": "550 5.1.1 no such user"}``) to test refusals.
 """
@@ -24,8 +26,8 @@ from kaskad.testing.servers import free_port
 
 class SmtpSink:
     def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
-        self.auth, self.keep, self._port = auth, keep, port
+                 port: int | None = None, starttls: bool = False) -> None:
+        self.auth, self.keep, self._port, self.starttls = auth, keep, port, starttls
         self.refuse: dict[str, str] = dict(refuse or {})
         #: (mail_from, rcpt_tos, raw bytes, authenticated?) per message received.
         self.messages: list[tuple[str, list[str], bytes, bool]] = []
@@ -71,7 +73,9 @@ class SmtpSink:
                 sink.connections += 1
                 return super().factory()
 
-        kw = {"authenticator": self._authenticate, "auth_require_tls": False} if self.auth else {}
+        kw = {"authenticator": self._authenticate, "auth_require_tls": self.starttls} if self.auth else {}
+        if self.starttls:
+            kw.update(tls_context=_self_signed_context(), require_starttls=True)
         self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), **kw)
         self.controller.start()
         self.connections = 0  # the controller's own start-up probe does not count
@@ -87,3 +91,35 @@ class SmtpSink:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _self_signed_context():
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
+    import datetime
+    import ipaddress
+    import ssl
+    import tempfile
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = Path(tempfile.mkdtemp(prefix="kaskad-smtp-tls-"))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
