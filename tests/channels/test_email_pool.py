@@ -106,3 +106,11 @@ def test_starttls_then_login_and_a_certificate_that_does_not_verify():
         strict = asyncio.run(email_channel(sink.port, starttls="true", username="shop", password="s3cret").send_batch(batch(1)))
         assert strict[0].status == "retry" and "connect" in strict[0].error
         assert len(sink.messages) == 2
+
+
+def test_a_pool_is_kept_per_event_loop_and_dropped_with_its_loop():
+    with SmtpSink() as sink:
+        ch = email_channel(sink.port)
+        for start in (0, 1, 2):  # a caller that runs each batch in a fresh loop
+            assert asyncio.run(ch.send_batch(batch(1, start=start)))[0].status == "sent"
+        assert len(ch._pools) == 1 and sink.connections == 3

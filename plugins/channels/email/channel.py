@@ -163,6 +163,10 @@ class EmailChannel(Channel):
 
     def _pool(self) -> SmtpPool:
         loop = asyncio.get_running_loop()
+        # A pool's connections refer to their loop, so a loop that asyncio.run() closed
+        # would never leave the weak dictionary: drop those pools here.
+        for old in [lp for lp in self._pools if lp.is_closed()]:
+            self._pools.pop(old).abandon()
         pool = self._pools.get(loop)
         if pool is None:
             pool = self._pools[loop] = SmtpPool(self._connect, self.config.pool_size)
