@@ -24,7 +24,7 @@ from msgspec import Meta
 from kaskad.channels import Channel, DeliveryEvent, OutboundMessage, SendResult, WebhookRejected
 from kaskad.delivery import links
 from kaskad_channels.email import mime, tracking
-from kaskad_channels.email.dsn import NotADsn, parse_dsn
+from kaskad_channels.email.dsn import NotADsn, delivery_event, parse_dsn
 from kaskad_channels.email.headers import message_id
 from kaskad_channels.email.pool import BROKEN, SmtpPool
 
@@ -147,19 +147,8 @@ class EmailChannel(Channel):
             raise WebhookRejected(f"not a delivery status notification: {exc}") from None
         if not report.message_id and not report.outbox_key:
             raise WebhookRejected("the report does not quote the original Message-ID")
-        failed = [r for r in report.recipients if r.action == "failed"]
-        if failed:
-            status, permanent = "bounced", any(r.permanent for r in failed)
-            shown = next((r for r in failed if r.permanent), failed[0])
-        elif all(r.action in ("delivered", "relayed", "expanded") for r in report.recipients):
-            status, permanent, shown = "delivered", False, report.recipients[0]
-        else:  # "delayed": the MTA is still trying
-            return []
-        detail = {"status": shown.status, "action": shown.action, "diagnostic": shown.diagnostic,
-                  "reporting_mta": report.reporting_mta}
-        if status == "bounced":
-            detail["permanent"] = permanent
-        return [DeliveryEvent(status=status, provider_message_id=report.message_id, outbox_key=report.outbox_key, detail=detail)]
+        event = delivery_event(report)
+        return [event] if event is not None else []
 
     def _pool(self) -> SmtpPool:
         loop = asyncio.get_running_loop()

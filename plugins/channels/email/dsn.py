@@ -20,6 +20,7 @@ from email.parser import HeaderParser
 
 import msgspec
 
+from kaskad.channels import DeliveryEvent
 from kaskad_channels.email.headers import key_from_message_id
 
 
@@ -97,3 +98,21 @@ def parse_dsn(raw: bytes) -> Dsn:
         outbox_key=key or (key_from_message_id(message_id) if message_id else None),
         recipients=recipients,
     )
+
+
+def delivery_event(report: Dsn) -> DeliveryEvent | None:
+    """``bounced`` (``detail["permanent"]`` for 5.x.x) when a recipient failed, ``delivered``
+    when all were delivered or relayed, None while the server is still trying (``delayed``)."""
+    failed = [r for r in report.recipients if r.action == "failed"]
+    if failed:
+        shown = next((r for r in failed if r.permanent), failed[0])
+        status = "bounced"
+    elif all(r.action in ("delivered", "relayed", "expanded") for r in report.recipients):
+        shown, status = report.recipients[0], "delivered"
+    else:
+        return None
+    detail = {"status": shown.status, "action": shown.action, "diagnostic": shown.diagnostic,
+              "reporting_mta": report.reporting_mta}
+    if status == "bounced":
+        detail["permanent"] = shown.permanent
+    return DeliveryEvent(status=status, provider_message_id=report.message_id, outbox_key=report.outbox_key, detail=detail)
