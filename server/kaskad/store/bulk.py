@@ -99,3 +99,14 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict], key: str =
         return
     stmt = update(table).where(table.c[key] == bindparam("_k")).values({c: bindparam(f"v_{c}") for c in cols})
     session.execute(stmt, [{**{f"v_{c}": r[c] for c in cols}, "_k": r[key]} for r in rows])
+
+
+def among(session: Session, column, values: Sequence[Any]):
+    """``column IN values`` — on PostgreSQL as ``= ANY(:array)``: one parameter, one cached
+    statement, instead of a placeholder per value for the driver to parse."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import any_
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
