@@ -242,6 +242,7 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
     from kaskad.engine.send import deliver
 
     delivered: set[int] = set()
+    contacts: dict[int, dict] = {}
     steps = 0
     ids = list(run_ids)
     while ids:
@@ -250,8 +251,13 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             runs = _lock_runs(session, ids, token)
             if not runs:
                 return steps
-            ctx = BatchContext(session=session, runtime=runtime, now=clock.now(),
-                               contacts=load_contacts(session, {r.contact_id for r in runs}), delivered=delivered)
+            # After a send the same contacts go on: read each contact once per call
+            # (an update node re-reads its contacts under lock before writing).
+            missing = {r.contact_id for r in runs} - contacts.keys()
+            if missing:
+                contacts.update(load_contacts(session, missing))
+            ctx = BatchContext(session=session, runtime=runtime, now=clock.now(), contacts=contacts,
+                               delivered=delivered)
             walk(ctx, runs)
             more = save(ctx, runs, hold)
             steps += sum(1 for s in ctx.steps if s["outcome"] == "passed")

@@ -235,16 +235,17 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
     """Hand pending outbox rows to their channels: mark ``sending``, call, record the result."""
     from kaskad import clock
 
+    # One statement claims the rows: only those still pending (a duplicate batch
+    # message, or a concurrent retry, finds nothing left to send).
+    t = OutboxMessage.__table__
     with transaction(runtime.sessions) as session:
-        q = select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.channel, OutboxMessage.payload,
-                   OutboxMessage.attempts).where(among(session, OutboxMessage.id, outbox_ids), OutboxMessage.status == "pending")
-        if session.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = session.execute(q).all()
-        if not rows:
-            return
-        session.execute(update(OutboxMessage).where(among(session, OutboxMessage.id, [r.id for r in rows]))
-                        .values(status="sending", attempts=OutboxMessage.attempts + 1))
+        rows = session.execute(
+            update(t).where(among(session, t.c.id, outbox_ids), t.c.status == "pending")
+            .values(status="sending", attempts=t.c.attempts + 1)
+            .returning(t.c.id, t.c.key, t.c.channel, t.c.payload, t.c.attempts)
+        ).all()
+    if not rows:
+        return
     by_channel: dict[str, list] = {}
     for r in rows:
         by_channel.setdefault(r.channel, []).append(r)
@@ -263,7 +264,7 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
         now = clock.now()
         for r, msg in zip(group, messages):
             res = results.get(r.key) or SendResult(key=r.key, status="retry", error=error)
-            attempts = r.attempts + 1
+            attempts = r.attempts
             if res.status == "sent":
                 updates.append({"id": r.id, "status": "sent", "error": None,
                                 "provider_message_id": res.provider_message_id, "cost": _cost(channel, msg),
