@@ -12,10 +12,12 @@ const LONG_TEXT = new Set(['html', 'text', 'description', 'body']);
 const pathText = (path) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
 
 function Label({ name, schema, required }) {
-  const title = schema.title && !/^[A-Z][A-Za-z]+$/.test(schema.title) ? schema.title : name;
+  // The field's name comes first; a title adds what the name does not say ("html · HTML body").
+  // Struct titles (EmailMessageSpec) name a type, not the field, and are left out.
+  const title = schema.title && schema.type !== 'object' && schema.title.toLowerCase() !== String(name).replace(/_/g, ' ') ? schema.title : null;
   return (
     <span className="field-label" title={schema.description || ''}>
-      {String(title)}{required ? ' *' : ''}
+      {String(name)}{required ? ' *' : ''}{title && <span className="field-title"> · {title}</span>}
     </span>
   );
 }

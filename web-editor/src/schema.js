@@ -35,7 +35,8 @@ export function describe(schema, root) {
       return { type: 'union', schema: s, nullable, options: nonNull.map((o) => resolve(o, root)) };
     }
   }
-  if (s.enum) return { type: s.enum.length === 1 ? 'const' : 'enum', schema: s, nullable };
+  // A one-value enum is a union's tag (fixed), unless it may also be left out (since: "entry" | null).
+  if (s.enum) return { type: s.enum.length === 1 && !nullable ? 'const' : 'enum', schema: s, nullable };
   if (s.type === 'object') return { type: s.properties ? 'object' : 'map', schema: s, nullable };
   if (['string', 'number', 'integer', 'boolean', 'array'].includes(s.type)) return { type: s.type, schema: s, nullable };
   return { type: 'any', schema: s, nullable };
