@@ -267,7 +267,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
             onNodeDragStop={onNodeDragStop} onNodesDelete={onNodesDelete}
             onPaneClick={() => setSelected(null)}
             nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
-            deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']} fitView minZoom={0.1} onlyRenderVisibleElements
+            deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']} fitView={initial.flow.nodes.length > 0} fitViewOptions={{ maxZoom: 1 }} minZoom={0.1} onlyRenderVisibleElements
             proOptions={{ hideAttribution: true }}>
             <Background gap={20} />
             <Controls showInteractive={false} />

@@ -37,7 +37,7 @@ export function SchemaField({ schema, root, value, onChange, path = [], ctx = {}
     case 'const':
       return null;
     case 'object': {
-      if (empty && clearable && path.length) {
+      if (empty && d.nullable && path.length) {
         return (
           <div className="field">
             {label}
@@ -52,7 +52,7 @@ export function SchemaField({ schema, root, value, onChange, path = [], ctx = {}
           {path.length > 0 && (
             <legend>
               {label}
-              {clearable && <button type="button" className="small link" data-action="clear" onClick={() => onChange(undefined)}>remove</button>}
+              {d.nullable && <button type="button" className="small link" data-action="clear" onClick={() => onChange(undefined)}>remove</button>}
             </legend>
           )}
           {Object.keys(props).map((key) => (ctx.hidden?.([...path, key]) ? null : (
