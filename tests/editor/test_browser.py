@@ -157,3 +157,147 @@ def test_build_the_winback_journey_from_an_empty_canvas(page, editor_server):
     exported = Path(info.value.path()).read_text()
     assert exported == editor_server.api("GET", f"/flows/{WINBACK['key']}").text
     assert info.value.suggested_filename == "restaurant-winback.json"
+
+
+def node_ids(page) -> list[str]:
+    return sorted(page.locator(".react-flow__node").evaluate_all("ns => ns.map(n => n.dataset.id)"))
+
+
+def edge_ids(page) -> list[str]:
+    return sorted(page.locator(".react-flow__edge").evaluate_all("es => es.map(e => e.dataset.id)"))
+
+
+def ports_of(node: dict) -> dict[str, str]:
+    """The connected ports of a flow node, named as the server's model.ports() does."""
+    if node["kind"] == "branch":
+        out = {f"case:{c.get('name') or i}": c.get("next") for i, c in enumerate(node["cases"])}
+        out["else"] = node.get("else")
+    elif node["kind"] == "split":
+        out = {f"path:{p['name']}": p.get("next") for p in node["paths"] if not p.get("holdout")}
+    else:
+        out = {p: node.get(p) for p in ("next", "on_timeout")}
+    return {k: v for k, v in out.items() if v}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "flows").glob("*.json")))
+def test_importing_a_flow_file_draws_every_node_and_edge(page, editor_server, name):
+    path = ROOT / "flows" / name
+    flow = json.loads(path.read_text())
+    sign_in(page, editor_server, "marketer")
+    page.wait_for_selector("[data-testid=flow-list]")
+    page.set_input_files("[data-testid=import-list]", str(path))
+    page.wait_for_url(f"**/editor/flows/{flow['key']}")
+    page.wait_for_selector(".react-flow__node")
+    assert node_ids(page) == sorted(n["id"] for n in flow["nodes"])
+    expected_edges = sorted(f"{n['id']}:{port}" for n in flow["nodes"] for port in ports_of(n))
+    page.wait_for_function(f"document.querySelectorAll('.react-flow__edge').length === {len(expected_edges)}")
+    assert edge_ids(page) == expected_edges
+    for n in flow["nodes"]:  # drawn where the layout says, relative to the first node
+        assert page.locator(f'.react-flow__node[data-id="{n["id"]}"]').is_visible()
+    page.wait_for_selector("[data-testid=problems].ok")
+    shot(page, f"import-{flow['key']}")
+    assert semantic(editor_server.api("GET", f"/flows/{flow['key']}").json()) == semantic(flow)
+
+
+def open_flow(page, server, flow: dict, role: str = "marketer", publish: bool = False) -> None:
+    r = server.api("POST", "/flows", json=flow)
+    assert r.status_code == 200, r.text
+    if publish:
+        assert server.api("POST", f"/flows/{flow['key']}/publish").status_code == 200
+    sign_in(page, server, role, path=f"/editor/flows/{flow['key']}")
+    page.wait_for_selector('.react-flow__node[data-id="end"]')
+
+
+def test_an_integrator_token_edits_drafts_but_cannot_publish(page, editor_server):
+    flow = {**WINBACK, "key": "winback-integrator"}
+    open_flow(page, editor_server, flow, role="integrator")
+    publish = page.locator("[data-testid=publish]")
+    assert publish.is_disabled()
+    assert "integrator" in publish.get_attribute("title")
+    page.click('.react-flow__node[data-id="wait"]')
+    field(page, "for").fill("P5D")
+    wait_saved(page)
+    assert editor_server.api("GET", f"/flows/{flow['key']}").json()["nodes"][2]["for"] == "P5D"
+    # And the server agrees: an integrator's publish is refused.
+    assert editor_server.api("POST", f"/flows/{flow['key']}/publish", role="integrator").status_code == 403
+
+
+def test_editing_undo_copy_paste_layout_autosave_versions(page, editor_server):
+    flow = {**WINBACK, "key": "winback-editing"}
+    open_flow(page, editor_server, flow, publish=True)
+    key = flow["key"]
+
+    # Delete with the keyboard; the node it fed now has a loose port; undo and redo.
+    page.click('.react-flow__node[data-id="gift_sms"]')
+    page.keyboard.press("Delete")
+    page.wait_for_selector('.react-flow__node[data-id="gift_sms"]', state="detached")
+    page.locator("[data-testid=badge-gift]").wait_for()
+    page.keyboard.press("Control+z")
+    page.wait_for_selector('.react-flow__node[data-id="gift_sms"]')
+    page.locator("[data-testid=badge-gift]").wait_for(state="detached")
+    page.keyboard.press("Control+Shift+z")
+    page.wait_for_selector('.react-flow__node[data-id="gift_sms"]', state="detached")
+    page.keyboard.press("Control+z")
+    page.wait_for_selector('.react-flow__node[data-id="gift_sms"]')
+
+    # Copy and paste two nodes: fresh ids, the edge between them follows.
+    page.click('.react-flow__node[data-id="gift"]')
+    page.click('.react-flow__node[data-id="gift_sms"]', modifiers=["Control"])
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    page.wait_for_selector('.react-flow__node[data-id="gift_sms_copy"]')
+    page.wait_for_selector('.react-flow__edge[data-id="gift_copy:next"]', state="attached")
+    assert "gift_copy" in node_ids(page)
+    page.keyboard.press("Control+z")
+    page.wait_for_selector('.react-flow__node[data-id="gift_copy"]', state="detached")
+
+    # Drag a node: its new position is kept in layout.
+    box = page.locator('.react-flow__node[data-id="end"]').bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 160, box["y"] + 20, steps=6)
+    page.mouse.up()
+    wait_saved(page)
+    moved = editor_server.api("GET", f"/flows/{key}").json()["layout"]["end"]
+    assert moved["x"] > WINBACK["layout"]["end"]["x"] + 50
+
+    # Auto-layout rewrites every position.
+    page.click("[data-testid=auto-layout]")
+    wait_saved(page)
+    laid = editor_server.api("GET", f"/flows/{key}").json()
+    assert laid["layout"] != WINBACK["layout"] and set(laid["layout"]) == {n["id"] for n in WINBACK["nodes"]}
+    assert semantic(laid) == semantic(flow)
+
+    # An edit autosaves into a new draft (v2, the published v1 is untouched) and survives a reload.
+    page.click('.react-flow__node[data-id="mail"]')
+    field(page, "message.subject").fill("A table is waiting")
+    wait_saved(page)
+    page.reload()
+    page.click('.react-flow__node[data-id="mail"]')
+    assert field(page, "message.subject").input_value() == "A table is waiting"
+    versions = editor_server.api("GET", f"/flows/{key}/versions").json()
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "published"), (2, "draft")]
+
+    # A change not yet sent to the server is kept in the browser and comes back after a reload.
+    field(page, "message.subject").fill("Typed just before the reload")
+    page.evaluate("() => { window.onbeforeunload = null; }")
+    page.reload()
+    page.click('.react-flow__node[data-id="mail"]')
+    assert field(page, "message.subject").input_value() == "Typed just before the reload"
+    wait_saved(page)
+    assert editor_server.api("GET", f"/flows/{key}").json()["nodes"][1]["message"]["subject"] == "Typed just before the reload"
+
+    # View the published version read-only, then restore it into a new draft.
+    page.click("[data-testid=versions] h4")
+    page.click("[data-testid=version-1]")
+    page.wait_for_selector("[data-testid=viewing]")
+    page.click('.react-flow__node[data-id="mail"]')
+    assert field(page, "message.subject").input_value() == "15% back on your next visit"
+    assert field(page, "message.subject").is_disabled()
+    shot(page, "viewing-version-1")
+    page.click("[data-testid=restore]")
+    page.wait_for_selector("[data-testid=message]:has-text('restored')")
+    wait_saved(page)
+    versions = editor_server.api("GET", f"/flows/{key}/versions").json()
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "published"), (2, "draft"), (3, "draft")]
+    assert semantic(editor_server.api("GET", f"/flows/{key}").json()) == semantic(flow)

@@ -70,7 +70,9 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
   const [viewing, setViewing] = useState(null); // {version, flow}: a read-only look at an older version
   const shown = viewing ? viewing.flow : flow;
   const readOnly = !!viewing;
-  const [selected, setSelected] = useState(null);
+  const [selected, setPanelNode] = useState(null); // the node whose form is open
+  const [picked, setPicked] = useState(new Set()); // every selected node (copy, delete)
+  const setSelected = useCallback((id) => { setPanelNode(id); setPicked(new Set(id ? [id] : [])); }, []);
   const [message, setMessage] = useState(null);
   const [testPath, setTestPath] = useState(null);
   const clipboard = useRef(null);
@@ -95,10 +97,10 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
   useEffect(() => {
     setRfNodes(canvas.nodes.map((n) => ({
       ...n,
-      selected: n.id === selected,
+      selected: picked.has(n.id),
       data: { ...n.data, errors: errorsByNode[n.id], stats: stats.data?.nodes?.[n.id], onPath: onPath.has(n.id) },
     })));
-  }, [canvas, selected, errorsByNode, stats.data, onPath]);
+  }, [canvas, picked, errorsByNode, stats.data, onPath]);
   const [selectedEdges, setSelectedEdges] = useState(new Set());
   const rfEdges = useMemo(() => canvas.edges.map((e) => {
     const walked = testPath?.path?.some((s, i) => s.node === e.source && s.port === e.data.port && testPath.path[i + 1]?.node === e.target);
@@ -116,26 +118,36 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
 
   const onNodesChange = (changes) => {
     setRfNodes((ns) => applyNodeChanges(changes, ns));
-    for (const c of changes) if (c.type === 'select' && c.selected) setSelected(c.id);
+    const selects = changes.filter((c) => c.type === 'select');
+    if (!selects.length) return;
+    setPicked((old) => {
+      const next = new Set(old);
+      for (const c of selects) (c.selected ? next.add(c.id) : next.delete(c.id));
+      return next;
+    });
+    const chosen = selects.filter((c) => c.selected);
+    if (chosen.length) setPanelNode(chosen[chosen.length - 1].id);
   };
   const onNodeDragStop = (_, __, dragged) => {
     if (readOnly) return;
     const moved = new Map(dragged.map((n) => [n.id, n.position]));
     commitCanvas(rfNodes.map((n) => (moved.has(n.id) ? { ...n, position: moved.get(n.id), dragged: true } : n)), canvas.edges);
   };
-  const onNodesDelete = (gone) => { if (!readOnly) change(deleteNodes(flow, gone.map((n) => n.id), kinds)); setSelected(null); };
   const onEdgesChange = (changes) => {
     const sel = new Set(selectedEdges);
-    let removed = false;
-    for (const c of changes) {
-      if (c.type === 'select') (c.selected ? sel.add(c.id) : sel.delete(c.id));
-      if (c.type === 'remove') { removed = true; sel.delete(c.id); }
-    }
+    for (const c of changes) if (c.type === 'select') (c.selected ? sel.add(c.id) : sel.delete(c.id));
     setSelectedEdges(sel);
-    if (removed && !readOnly) {
-      const gone = new Set(changes.filter((c) => c.type === 'remove').map((c) => c.id));
-      commitCanvas(canvas.nodes, canvas.edges.filter((e) => !gone.has(e.id)));
-    }
+  };
+  // One undo step for a deletion, however many nodes and edges it takes along.
+  const onDelete = ({ nodes: goneNodes, edges: goneEdges }) => {
+    if (readOnly) return;
+    let next = deleteNodes(flow, goneNodes.map((n) => n.id), kinds);
+    const goneIds = new Set(goneEdges.map((e) => e.id));
+    const c = flowToCanvas(next, kinds);
+    next = canvasToFlow({ nodes: c.nodes, edges: c.edges.filter((e) => !goneIds.has(e.id)) }, next, kinds);
+    change(next);
+    if (goneNodes.some((n) => n.id === selected)) setSelected(null);
+    setSelectedEdges(new Set());
   };
   const onConnect = ({ source, sourceHandle, target }) => {
     if (readOnly || source === target) return;
@@ -157,7 +169,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
     if (kind) addNode(kind, rf.screenToFlowPosition({ x: e.clientX, y: e.clientY }));
   };
 
-  const selectedIds = () => rfNodes.filter((n) => n.selected).map((n) => n.id);
+  const selectedIds = () => [...picked];
   const copy = () => {
     const ids = new Set(selectedIds());
     if (!ids.size) return;
@@ -264,7 +276,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
         <div className="canvas" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = 'move'; }} onDrop={onDrop} data-testid="canvas">
           <ReactFlow nodes={rfNodes} edges={rfEdges} nodeTypes={nodeTypes}
             onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
-            onNodeDragStop={onNodeDragStop} onNodesDelete={onNodesDelete}
+            onNodeDragStop={onNodeDragStop} onDelete={onDelete}
             onPaneClick={() => setSelected(null)}
             nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
             deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']} fitView={initial.flow.nodes.length > 0} fitViewOptions={{ maxZoom: 1 }} minZoom={0.1} onlyRenderVisibleElements
