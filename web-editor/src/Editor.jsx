@@ -8,7 +8,6 @@ import {
 import FlowNode from './FlowNode.jsx';
 import Panel from './Panel.jsx';
 import { canvasToFlow, deleteNodes, flowToCanvas, renameNode } from './canvas.js';
-import { autoLayout } from './layout.js';
 import { commit, emptyHistory, redo, undo } from './history.js';
 import { copiesOf, newNode } from './nodes.js';
 import { api } from './api.js';
@@ -49,7 +48,7 @@ function Problems({ errors, onPick }) {
     <div className="problems" data-testid="problems">
       {flowLevel.map((e, i) => <div key={`f${i}`} className="flow-error" data-testid="flow-error"><code>{e.path || 'flow'}</code> {e.message}</div>)}
       {nodeLevel.length > 0 && (
-        <details open={nodeLevel.length <= 6}>
+        <details open>
           <summary>{nodeLevel.length} problem(s) on nodes</summary>
           <ul>
             {nodeLevel.map((e, i) => (
@@ -79,6 +78,8 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
   const [versionsTick, setVersionsTick] = useState(0);
   const bumpVersions = () => setVersionsTick((t) => t + 1);
   const rf = useReactFlow();
+  // Nodes off screen are not drawn (onlyRenderVisibleElements), so fitting counts their declared size.
+  const fit = useCallback((opts = {}) => rf.fitView({ includeHiddenNodes: true, maxZoom: 1, minZoom: 0.1, ...opts }), [rf]);
   const { status, errors, flush } = useAutosave(flowKey, flow, initial.saved);
   const stats = useStats(flowKey);
 
@@ -93,14 +94,37 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
   const onPath = useMemo(() => new Set((testPath?.path || []).map((s) => s.node)), [testPath]);
 
   // React Flow keeps its own copy of the nodes while dragging; it is re-derived whenever the flow changes.
+  // A node whose content did not change keeps its object, so only changed nodes re-render (200-node flows).
   const [rfNodes, setRfNodes] = useState([]);
+  const previous = useRef(new Map());
   useEffect(() => {
-    setRfNodes(canvas.nodes.map((n) => ({
-      ...n,
-      selected: picked.has(n.id),
-      data: { ...n.data, errors: errorsByNode[n.id], stats: stats.data?.nodes?.[n.id], onPath: onPath.has(n.id) },
-    })));
+    const before = previous.current;
+    const next = canvas.nodes.map((n) => {
+      const errs = errorsByNode[n.id];
+      const nodeStats = stats.data?.nodes?.[n.id];
+      const sig = `${JSON.stringify(errs || null)}|${JSON.stringify(nodeStats || null)}|${onPath.has(n.id)}|${picked.has(n.id)}`;
+      const old = before.get(n.id);
+      if (old && old.data.node === n.data.node && old.sig === sig && old.position.x === n.position.x && old.position.y === n.position.y) return old;
+      return { ...n, sig, selected: picked.has(n.id), data: { ...n.data, errors: errs, stats: nodeStats, onPath: onPath.has(n.id) } };
+    });
+    previous.current = new Map(next.map((n) => [n.id, n]));
+    setRfNodes((current) => {
+      // Keep what React Flow measured (width, height) on nodes it already knows.
+      const measured = new Map(current.map((n) => [n.id, n]));
+      return next.map((n) => {
+        const m = measured.get(n.id);
+        return m && m.measured && !n.measured ? Object.assign(n, { measured: m.measured }) : n;
+      });
+    });
   }, [canvas, picked, errorsByNode, stats.data, onPath]);
+  // Fit the flow on screen once its nodes are first on the canvas (React Flow's own fitView
+  // waits for every node to be measured, which never happens for nodes drawn only when visible).
+  const fitted = useRef(initial.flow.nodes.length === 0); // an empty canvas stays where the first drop lands
+  useEffect(() => {
+    if (fitted.current || !rfNodes.length) return;
+    fitted.current = true;
+    requestAnimationFrame(() => fit());
+  }, [rfNodes, fit]);
   const [selectedEdges, setSelectedEdges] = useState(new Set());
   const rfEdges = useMemo(() => canvas.edges.map((e) => {
     const walked = testPath?.path?.some((s, i) => s.node === e.source && s.port === e.data.port && testPath.path[i + 1]?.node === e.target);
@@ -187,7 +211,13 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
     change({ ...flow, nodes: [...flow.nodes, ...nodes], layout });
     setSelected(nodes[0]?.id || null);
   };
-  const layoutAll = () => { change({ ...flow, layout: autoLayout(flow, kinds) }); setTimeout(() => rf.fitView({ duration: 200 }), 50); };
+  // dagre is loaded on first use: it is a third of the bundle and most sessions never auto-layout.
+  const layoutAll = async () => {
+    const { autoLayout } = await import('./layout.js');
+    const current = live.current.flow;
+    change({ ...current, layout: autoLayout(current, kinds) });
+    setTimeout(() => fit({ duration: 200 }), 50);
+  };
 
   useEffect(() => {
     const onKey = (e) => {
@@ -200,7 +230,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
       else if (mod && k === 'v') paste();
       else if (mod && k === 's') { e.preventDefault(); flush(); }
       else if (!mod && k === 'l') layoutAll();
-      else if (!mod && k === 'f') rf.fitView({ duration: 200 });
+      else if (!mod && k === 'f') fit({ duration: 200 });
       else if (k === 'escape') setSelected(null);
     };
     window.addEventListener('keydown', onKey);
@@ -208,6 +238,19 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
   });
 
   const selectedNode = selected ? shown.nodes.find((n) => n.id === selected) : null;
+  // Stable callbacks (reading the latest state through a ref) let the panel skip renders while dragging.
+  const live = useRef();
+  live.current = { flow, selected };
+  const onNodeChange = useCallback((node, tag) => {
+    const id = live.current.selected;
+    change((f) => ({ ...f, nodes: f.nodes.map((n) => (n.id === id ? node : n)) }), tag);
+  }, [change]);
+  const onRename = useCallback((to) => {
+    const { flow: f, selected: from } = live.current;
+    if (!/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(to)) { setMessage(`"${to}" is not a node id: a letter, then letters, digits, - or _`); return; }
+    if (f.nodes.some((n) => n.id === to)) { setMessage(`There is already a node "${to}".`); return; }
+    change(renameNode(f, from, to, kinds)); setSelected(to);
+  }, [change, kinds, setSelected]);
   const publish = async () => {
     setMessage(null);
     try {
@@ -249,7 +292,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
         <button onClick={copy} title="Ctrl+C">Copy</button>
         <button onClick={paste} disabled={readOnly} title="Ctrl+V">Paste</button>
         <button onClick={layoutAll} disabled={readOnly} title="L" data-testid="auto-layout">Auto-layout</button>
-        <button onClick={() => rf.fitView({ duration: 200 })} title="F">Fit</button>
+        <button onClick={() => fit({ duration: 200 })} title="F">Fit</button>
         <label className="button">Import<input type="file" accept="application/json,.json" hidden data-testid="import-file"
           onChange={(e) => { if (e.target.files[0]) importFile(e.target.files[0]); e.target.value = ''; }} /></label>
         <button onClick={exportJson} data-testid="export">Export</button>
@@ -279,7 +322,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
             onNodeDragStop={onNodeDragStop} onDelete={onDelete}
             onPaneClick={() => setSelected(null)}
             nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
-            deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']} fitView={initial.flow.nodes.length > 0} fitViewOptions={{ maxZoom: 1 }} minZoom={0.1} onlyRenderVisibleElements
+            deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']} minZoom={0.1} onlyRenderVisibleElements
             proOptions={{ hideAttribution: true }}>
             <Background gap={20} />
             <Controls showInteractive={false} />
@@ -288,14 +331,8 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
           {stats.note && <div className="stats-note" data-testid="stats-note">{stats.note}</div>}
         </div>
         <div className="side">
-          <Panel flow={shown} node={selectedNode} catalog={catalog} errors={errors} readOnly={readOnly}
-            onNodeChange={(node, tag) => change((f) => ({ ...f, nodes: f.nodes.map((n) => (n.id === selected ? node : n)) }), tag)}
-            onRename={(to) => {
-              if (!/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(to)) { setMessage(`"${to}" is not a node id: a letter, then letters, digits, - or _`); return; }
-              if (flow.nodes.some((n) => n.id === to)) { setMessage(`There is already a node "${to}".`); return; }
-              change(renameNode(flow, selected, to, kinds)); setSelected(to);
-            }}
-            onFlowChange={(f, tag) => change(f, tag)} />
+          <Panel flow={selectedNode ? null : shown} node={selectedNode} catalog={catalog} errors={errors} readOnly={readOnly}
+            onNodeChange={onNodeChange} onRename={onRename} onFlowChange={change} />
           <TestMode flowKey={flowKey} flow={flow} onResult={setTestPath} />
           <Versions flowKey={flowKey} tick={versionsTick} viewing={viewing?.version} onView={async (v) => {
             const text = await api(`/flows/${flowKey}?version=${v}`, { raw: true });

@@ -1,11 +1,15 @@
 // How one flow node looks on the canvas: kind, id, a summary, an error badge,
 // live counts, one input handle on top and one output handle per port below.
-import { memo } from 'react';
-import { Handle, Position } from '@xyflow/react';
+import { memo, useEffect } from 'react';
+import { Handle, Position, useUpdateNodeInternals } from '@xyflow/react';
 import { summary } from './nodes.js';
 
 function FlowNode({ id, data, selected }) {
   const { node, ports, errors = [], stats, onPath } = data;
+  // React Flow measures handles once; when ports come or go (a case added or renamed) it must measure again.
+  const updateNodeInternals = useUpdateNodeInternals();
+  const portKey = ports.map((p) => p.id).join('|');
+  useEffect(() => { updateNodeInternals(id); }, [id, portKey, updateNodeInternals]);
   const cls = ['kaskad-node', `kind-${node.kind}`, selected && 'selected', errors.length && 'has-errors', onPath && 'on-path']
     .filter(Boolean).join(' ');
   return (

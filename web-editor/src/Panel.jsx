@@ -1,7 +1,7 @@
 // The property panel: the selected node's form (from its kind's schema, with the
 // channel's message schema and the mechanic's config schema swapped in), or the
 // flow's own settings when nothing is selected.
-import { useEffect, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { SchemaForm } from './SchemaForm.jsx';
 import { PORT_FIELDS } from './nodes.js';
 import { api } from './api.js';
@@ -81,7 +81,7 @@ function Preview({ node }) {
   );
 }
 
-export default function Panel({ flow, node, catalog, errors, readOnly, onNodeChange, onRename, onFlowChange }) {
+function Panel({ flow, node, catalog, errors, readOnly, onNodeChange, onRename, onFlowChange }) {
   if (!node) {
     return (
       <aside className="panel" data-testid="panel-flow">
@@ -120,3 +120,5 @@ export default function Panel({ flow, node, catalog, errors, readOnly, onNodeCha
     </aside>
   );
 }
+
+export default memo(Panel);

@@ -7,6 +7,9 @@
 
 const GRID = { x: 240, y: 150 };
 
+/** A node's size on the canvas before it is measured (fit-to-screen works before every node is drawn). */
+export const NODE_SIZE = { width: 190, height: 80 };
+
 /** The outgoing ports of a node, as the server names them (see kaskad/flow/model.py ports()). */
 export function portsOf(node, kindInfo) {
   switch (node.kind) {
@@ -88,6 +91,8 @@ export function flowToCanvas(flow, kinds) {
   const nodes = (flow.nodes || []).map((node, i) => ({
     id: node.id,
     type: 'kaskad',
+    initialWidth: NODE_SIZE.width,
+    initialHeight: NODE_SIZE.height,
     position: layout[node.id] ? { x: layout[node.id].x, y: layout[node.id].y } : defaultPosition(i),
     data: { node, ports: portsOf(node, byKind[node.kind]), placed: !!layout[node.id] },
   }));

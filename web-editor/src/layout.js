@@ -1,8 +1,6 @@
 // Auto-layout: dagre ranks the graph top to bottom; the result goes into flow.layout.
 import dagre from '@dagrejs/dagre';
-import { flowToCanvas } from './canvas.js';
-
-export const NODE_SIZE = { width: 190, height: 70 };
+import { NODE_SIZE, flowToCanvas } from './canvas.js';
 
 /** A new layout object for every node of the flow (top-to-bottom, ports fan out sideways). */
 export function autoLayout(flow, kinds) {
