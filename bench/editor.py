@@ -16,6 +16,7 @@ Needs the built editor (`make run` or `cd web-editor && npm run build`).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -103,6 +104,7 @@ def measure(page, server, flow, n_nodes) -> dict:
     out["frame_median_ms"] = statistics.median(frames) if frames else float("nan")
     out["frame_worst_ms"] = max(frames) if frames else float("nan")
     out["per_move_ms"] = out["drag_total_ms"] / steps
+    out["frames_per_s"] = 1000 * len(frames) / sum(frames) if frames else float("nan")
 
     before = page.locator('.react-flow__node[data-id="done0"]').get_attribute("style")
     t0 = time.perf_counter()
@@ -142,8 +144,9 @@ def main() -> int:
                 browser.close()
         finally:
             server.stop()
-    print(f"editor canvas, {len(flow['nodes'])} nodes ({results[0]['drawn']} on screen), {args.runs} runs in headless chromium (software rendering)")
-    for name in ["load_ms", "select_ms", "per_move_ms", "frame_median_ms", "frame_worst_ms", "drop_ms", "auto_layout_ms"]:
+    print(f"editor canvas, {len(flow['nodes'])} nodes ({results[0]['drawn']} on screen), {args.runs} runs in headless chromium "
+          f"(software rendering; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    for name in ["load_ms", "select_ms", "per_move_ms", "frames_per_s", "frame_median_ms", "frame_worst_ms", "drop_ms", "auto_layout_ms"]:
         values = [r[name] for r in results]
         print(f"  {name:16} median {statistics.median(values):8.1f}   min {min(values):8.1f}   max {max(values):8.1f}")
     return 0
