@@ -23,9 +23,9 @@ function FlowNode({ id, data, selected }) {
       <div className="node-summary">{summary(node)}</div>
       {stats && (
         <div className="node-stats" data-testid={`stats-${id}`}>
-          <span title="entered">▶ {stats.entered ?? 0}</span>
-          <span title="waiting here">⏸ {stats.waiting ?? 0}</span>
-          {stats.failed ? <span className="error" title="failed">✖ {stats.failed}</span> : null}
+          <span title="runs that entered this node">in {stats.entered ?? 0}</span>
+          <span title="runs waiting here now">waiting {stats.waiting ?? 0}</span>
+          {stats.failed ? <span className="error" title="runs that failed here">failed {stats.failed}</span> : null}
         </div>
       )}
       <div className="node-ports">

@@ -77,7 +77,7 @@ export function SchemaField({ schema, root, value, onChange, path = [], ctx = {}
             {(clearable || idx < 0) && <option value={-1}>—</option>}
             {names.map((n, i) => <option key={i} value={i}>{String(n)}</option>)}
           </select>
-          {idx >= 0 && (
+          {idx >= 0 && Object.values(options[idx].properties || { x: {} }).some((p) => p.enum?.length !== 1) && (
             <div className="union-body">
               <SchemaField schema={options[idx]} root={root} value={value} path={path} ctx={ctx} onChange={onChange} required />
             </div>
