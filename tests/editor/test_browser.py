@@ -280,8 +280,9 @@ def test_editing_undo_copy_paste_layout_autosave_versions(page, editor_server):
 
     # A change not yet sent to the server is kept in the browser and comes back after a reload.
     field(page, "message.subject").fill("Typed just before the reload")
-    page.evaluate("() => { window.onbeforeunload = null; }")
+    page.evaluate("() => { window.beforeTheReload = true; }")
     page.reload()
+    assert page.evaluate("() => window.beforeTheReload") is None  # a real reload, not a cancelled one
     page.click('.react-flow__node[data-id="mail"]')
     assert field(page, "message.subject").input_value() == "Typed just before the reload"
     wait_saved(page)

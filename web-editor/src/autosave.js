@@ -61,9 +61,11 @@ export function useAutosave(flowKey, flow, saved) {
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
-    const warn = (e) => { if (timer.current) { save(); e.preventDefault(); } };
-    window.addEventListener('beforeunload', warn);
-    return () => { window.removeEventListener('beforeunload', warn); clearTimeout(timer.current); };
+    // Leaving with a save pending: send it now. No "leave the page?" prompt: the draft is already
+    // in localStorage and comes back on the next visit anyway.
+    const leaving = () => { if (timer.current) save(); };
+    window.addEventListener('beforeunload', leaving);
+    return () => { window.removeEventListener('beforeunload', leaving); clearTimeout(timer.current); };
   }, [save]);
 
   /** Save now (if anything is unsaved); resolves with the server's answer. */
