@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/ itself must not be on the path: bench/email.py would shadow the standard library's email.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from tests.editor.conftest import CHROMIUM_ARGS, DIST, EditorServer  # noqa: E402
