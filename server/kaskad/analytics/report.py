@@ -1,0 +1,200 @@
+"""Read the materialised tables for a date range, group by day/week/month, derive rates.
+
+Derived figures (``None`` where the denominator is zero):
+conversion rate = converted / entered (per node: / reached; per message: / sent),
+average order value = revenue / orders, cost = message cost + loyalty cost,
+ROI = (revenue − cost) / cost, cost per conversion = cost / converted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any, Iterable
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kaskad.analytics import uplift
+from kaskad.analytics.base import period_start
+from kaskad.analytics.models import BasePeriod, Cohort, Fatigue, FlowDay, NodeDay, Refresh, Snapshot
+from kaskad.store.models import Flow
+
+SUMS = ("entered", "reached", "purchasers", "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed",
+        "converted", "orders", "revenue", "message_cost", "loyalty_cost", "revenue_sq")
+_MONEY = ("revenue", "message_cost", "loyalty_cost", "cost", "average_order_value", "cost_per_conversion",
+          "revenue_per_contact")
+
+
+class FlowNotFound(LookupError):
+    pass
+
+
+def _ratio(a, b) -> Decimal | float | None:
+    if not b:
+        return None
+    return Decimal(a) / Decimal(b) if isinstance(a, Decimal) or isinstance(b, Decimal) else a / b
+
+
+def _round(value):
+    if isinstance(value, Decimal):
+        return str(value.quantize(Decimal("0.01")))
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def derive(row: dict[str, Any], base: str) -> dict[str, Any]:
+    """Add the rates and money figures to summed counters; ``base`` is the conversion denominator."""
+    cost = row.get("message_cost", Decimal(0)) + row.get("loyalty_cost", Decimal(0))
+    revenue = row.get("revenue", Decimal(0))
+    out = {k: v for k, v in row.items() if k != "revenue_sq"}
+    out["cost"] = cost
+    rate = _ratio(row.get("converted", 0), row.get(base, 0))
+    out["conversion_rate"] = float(rate) if rate is not None else None
+    out["average_order_value"] = _ratio(revenue, row.get("orders", 0))
+    roi = _ratio(revenue - cost, cost)
+    out["roi"] = float(roi) if roi is not None else None
+    out["cost_per_conversion"] = _ratio(cost, row.get("converted", 0))
+    if "entered" in row:
+        out["revenue_per_contact"] = _ratio(revenue, row["entered"])
+        pr = _ratio(row.get("purchasers", 0), row["entered"])
+        out["repeat_purchase_rate"] = float(pr) if pr is not None else None
+    return {k: _round(v) for k, v in out.items()}
+
+
+def _sum(rows: Iterable[Any], keys: tuple[str, ...], fields: tuple[str, ...]) -> dict[tuple, dict]:
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        k = tuple(getattr(r, f) if not callable(f) else f(r) for f in keys)
+        acc = out.setdefault(k, {})
+        for f in fields:
+            if hasattr(r, f):
+                v = getattr(r, f)
+                acc[f] = acc.get(f, 0) + (v if v is not None else 0)
+    return out
+
+
+def flow_id(session: Session, key: str) -> int:
+    fid = session.scalar(select(Flow.id).where(Flow.key == key))
+    if fid is None:
+        raise FlowNotFound(f"no flow with key {key!r}")
+    return fid
+
+
+def refreshed_at(session: Session) -> dict[str, str]:
+    return {part: at.isoformat() for part, at in session.execute(select(Refresh.part, Refresh.at))}
+
+
+def _uplift_pair(t: dict, c: dict) -> dict[str, Any]:
+    n_t, n_c = t.get("entered", 0), c.get("entered", 0)
+    rate = uplift.proportion_uplift(t.get("purchasers", 0), n_t, c.get("purchasers", 0), n_c,
+                                    metric="repeat-purchase rate")
+    money = uplift.mean_uplift(float(t.get("revenue", 0)), t.get("revenue_sq", 0.0), n_t,
+                               float(c.get("revenue", 0)), c.get("revenue_sq", 0.0), n_c)
+    return {"repeat_purchase_rate": msgspec.to_builtins(rate), "revenue_per_contact": msgspec.to_builtins(money)}
+
+
+def flow_report(session: Session, key: str, start: date, end: date, group: str) -> dict[str, Any]:
+    """The journey report: totals, series by period, nodes, messages, channels, holdout and split paths."""
+    fid = flow_id(session, key)
+    flow_rows = session.scalars(select(FlowDay).where(FlowDay.flow_id == fid, FlowDay.day.between(start, end))).all()
+    node_rows = session.scalars(select(NodeDay).where(NodeDay.flow_id == fid, NodeDay.day.between(start, end))).all()
+    treated = [r for r in flow_rows if not r.holdout]
+    total = _sum(treated, (), SUMS).get((), {})
+    series = _sum(treated, (lambda r: period_start(r.day, group),), SUMS)
+    nodes = _sum([r for r in node_rows if r.channel == ""], ("node_id",), SUMS)
+    messages = _sum([r for r in node_rows if r.channel != ""], ("node_id", "channel"), SUMS)
+    channels = _sum([r for r in node_rows if r.channel != ""], ("channel",), SUMS)
+    groups = _sum(flow_rows, ("holdout",), SUMS)
+    paths = _sum(flow_rows, ("path",), SUMS)
+    holdout_path = next((r.path for r in flow_rows if r.holdout), None)
+    path_names = sorted(p for (p,) in paths if p)
+    baseline = holdout_path if holdout_path is not None else (path_names[0] if path_names else None)
+    path_rows = []
+    for p in path_names:
+        row = {"path": p, "holdout": p == holdout_path, **derive(paths[(p,)], "entered")}
+        if baseline is not None and p != baseline:
+            row["against"] = baseline
+            row["uplift"] = _uplift_pair(paths[(p,)], paths[(baseline,)])
+        path_rows.append(row)
+    return {
+        "flow": key,
+        "from": start.isoformat(), "to": end.isoformat(), "group": group,
+        "refreshed_at": refreshed_at(session),
+        "totals": derive(total, "entered") if total else derive({"entered": 0}, "entered"),
+        "series": [{"period": p.isoformat(), **derive(v, "entered")} for (p,), v in sorted(series.items())],
+        "nodes": [{"node": n, **derive(v, "reached")} for (n,), v in sorted(nodes.items())],
+        "messages": [{"node": n, "channel": c, **derive(v, "sent")} for (n, c), v in sorted(messages.items())],
+        "channels": [{"channel": c, **derive(v, "sent")} for (c,), v in sorted(channels.items())],
+        "holdout": {
+            "treatment": derive(groups.get((False,), {"entered": 0}), "entered"),
+            "control": derive(groups.get((True,), {"entered": 0}), "entered"),
+            "uplift": _uplift_pair(groups.get((False,), {}), groups.get((True,), {})),
+        },
+        "paths": path_rows,
+        "uplift": _uplift_rows(groups, path_rows),
+    }
+
+
+def _uplift_rows(groups: dict, path_rows: list[dict]) -> list[dict[str, Any]]:
+    """Every uplift of the report as flat rows (the CSV section ``uplift``)."""
+    rows = [{"group": "entrants", "against": "holdout", **u}
+            for u in _uplift_pair(groups.get((False,), {}), groups.get((True,), {})).values()]
+    for p in path_rows:
+        rows += [{"group": p["path"], "against": p["against"], **u} for u in p.get("uplift", {}).values()]
+    return rows
+
+
+def channel_report(session: Session, start: date, end: date, group: str) -> dict[str, Any]:
+    """Every channel across all flows, by period (by the entry day of the runs)."""
+    rows = session.scalars(select(NodeDay).where(NodeDay.channel != "", NodeDay.day.between(start, end))).all()
+    sums = _sum(rows, ("channel", lambda r: period_start(r.day, group)), SUMS)
+    return {"from": start.isoformat(), "to": end.isoformat(), "group": group, "refreshed_at": refreshed_at(session),
+            "channels": [{"channel": c, "period": p.isoformat(), **derive(v, "sent")} for (c, p), v in sorted(sums.items())]}
+
+
+def base_report(session: Session, start: date, end: date, group: str) -> dict[str, Any]:
+    """Base health: the base and its buying per period, RFM and churn snapshots, cohorts' LTV, fatigue."""
+    periods = session.scalars(select(BasePeriod).where(
+        BasePeriod.grain == group, BasePeriod.period.between(period_start(start, group), end)).order_by(BasePeriod.period)).all()
+    series = []
+    for p in periods:
+        series.append({
+            "period": p.period.isoformat(), "contacts": p.contacts, "new_contacts": p.new_contacts,
+            "orders": p.orders, "revenue": _round(Decimal(p.revenue)), "buyers": p.buyers,
+            "new_customers": p.new_customers, "returning_customers": p.buyers - p.new_customers,
+            "average_check": _round(_ratio(Decimal(p.revenue), p.orders)),
+            "purchase_frequency": _round(_ratio(p.orders, p.buyers)),
+        })
+    snaps = session.scalars(select(Snapshot).where(Snapshot.day.between(start, end)).order_by(Snapshot.day)).all()
+    by_day: dict[date, dict] = defaultdict(lambda: {"segments": {}})
+    for s in snaps:
+        if s.kind == "rfm":
+            by_day[s.day]["segments"][s.key] = s.value
+        else:
+            by_day[s.day][s.key] = s.value
+    snapshots = []
+    for d, v in sorted(by_day.items()):
+        share = _ratio(v.get("churned", 0), v.get("customers", 0))
+        snapshots.append({"day": d.isoformat(), "contacts": v.get("contacts", 0), "customers": v.get("customers", 0),
+                          "churned": v.get("churned", 0), "churned_share": round(share, 6) if share is not None else None,
+                          "segments": dict(sorted(v["segments"].items()))})
+    cohorts = []
+    acc: dict[date, Decimal] = defaultdict(Decimal)
+    for c in session.scalars(select(Cohort).where(Cohort.cohort.between(period_start(start, "month"), end))
+                             .order_by(Cohort.cohort, Cohort.age)).all():
+        acc[c.cohort] += Decimal(c.revenue)
+        cohorts.append({"cohort": c.cohort.isoformat()[:7], "age": c.age, "customers": c.customers, "buyers": c.buyers,
+                        "revenue": _round(Decimal(c.revenue)), "ltv": _round(acc[c.cohort] / c.customers)})
+    fatigue = _sum(session.scalars(select(Fatigue).where(Fatigue.week.between(period_start(start, "week"), end))).all(),
+                   ("channel", "received"), ("contacts", "unsubscribed"))
+    return {
+        "from": start.isoformat(), "to": end.isoformat(), "group": group, "refreshed_at": refreshed_at(session),
+        "series": series, "snapshots": snapshots, "cohorts": cohorts,
+        "fatigue": [{"channel": ch, "received_per_week": f"{n}+" if n >= 5 else str(n), "contact_weeks": v["contacts"],
+                     "unsubscribed": v["unsubscribed"], "unsubscribe_rate": _round(_ratio(v["unsubscribed"], v["contacts"]))}
+                    for (ch, n), v in sorted(fatigue.items())],
+    }
