@@ -33,8 +33,9 @@ class Data:
     def contact_id(self, name: str) -> int:
         return self.s.scalar(select(Contact.id).where(Contact.external_id == name))
 
-    def contact(self, name: str, created: datetime = D0 - timedelta(days=400)) -> int:
-        return self._id(Contact, external_id=name, attributes={}, tags=[], created_at=created, updated_at=created)
+    def contact(self, name: str, created: datetime = D0 - timedelta(days=400), erased: datetime | None = None) -> int:
+        return self._id(Contact, external_id=name, attributes={}, tags=[], created_at=created, updated_at=created,
+                        erased_at=erased)
 
     def flow(self, key: str, goal: dict | None = None) -> tuple[int, int]:
         doc = {"schema": "kaskad.flow/1", "key": key, "name": key, "nodes": []}
@@ -59,6 +60,15 @@ class Data:
                        cost=Decimal(cost) if cost is not None else None, sent_at=sent, created_at=sent or D0)
         for i, ev in enumerate(events):
             self._id(MessageEvent, outbox_id=mid, contact_id=contact, status=ev, at=(sent or D0) + timedelta(minutes=i + 1))
+        return mid
+
+    def broadcast(self, contact: int, channel: str, sent: datetime, events: tuple[str, ...] = ()) -> int:
+        """A sent message outside any journey run (a campaign)."""
+        self.n += 1
+        mid = self._id(OutboxMessage, key=f"bc:{self.prefix}{self.n}", contact_id=contact, channel=channel, status="sent",
+                       payload={}, cost=Decimal("0.01"), sent_at=sent, created_at=sent)
+        for ev in events:
+            self._id(MessageEvent, outbox_id=mid, contact_id=contact, status=ev, at=sent + timedelta(hours=1))
         return mid
 
     def order(self, contact: int, placed: datetime, amount: str, status: str = "paid", refunded: str = "0") -> int:

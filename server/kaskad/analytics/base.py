@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import case, delete, func, insert, literal_column, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from kaskad.analytics.attribution import PAID, SENT
@@ -40,8 +40,8 @@ def period_expr(session: Session, column, grain: str):
         return func.date(column)
     if grain == "month":
         return func.strftime("%Y-%m-01", column)
-    # SQLite: %w is 0 for Sunday; step back to Monday
-    return func.date(column, "-" + func.cast((func.strftime("%w", column) + 6) % 7, literal_column("TEXT")) + " days")
+    # SQLite: on to the week's Sunday (the same day if it is one), then back to its Monday
+    return func.date(column, "weekday 0", "-6 days")
 
 
 def period_start(day: date, grain: str) -> date:
