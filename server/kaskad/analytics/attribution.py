@@ -124,28 +124,29 @@ class RunFacts:
     goal: Goal
     path: str = ""
     holdout: bool = False
-    goal_times: list[datetime] = field(default_factory=list)  # every goal occurrence of the contact
-    orders: list[tuple[datetime, Decimal]] = field(default_factory=list)  # paid orders: (placed_at, net)
+    goal_times: list[datetime] = field(default_factory=list)  # goal occurrences (inside the window once settled)
+    orders: list[tuple[datetime, Decimal]] = field(default_factory=list)  # paid orders (placed_at, net), likewise
     reached: dict[str, datetime] = field(default_factory=dict)  # node id → first time there
     messages: list[Message] = field(default_factory=list)
     loyalty_cost: dict[str, Decimal] = field(default_factory=dict)  # award node id → cost
+    window_end: datetime | None = None
 
-    @property
-    def window_end(self) -> datetime:
-        return self.goal.window.add_to(self.entered_at)
-
-    def _inside(self, t: datetime, after: datetime) -> bool:
-        return after <= t <= self.window_end
+    def settle(self) -> None:
+        """Keep only what fell inside the window (call once all occurrences and orders are in)."""
+        self.window_end = self.goal.window.add_to(self.entered_at)
+        self.goal_times = sorted(t for t in self.goal_times if self.entered_at <= t <= self.window_end)
+        self.orders = sorted(o for o in self.orders if self.entered_at <= o[0] <= self.window_end)
 
     def conversion_at(self, after: datetime | None = None) -> datetime | None:
-        """The first goal occurrence inside the window (and not before ``after``)."""
-        start = max(self.entered_at, after) if after else self.entered_at
-        hits = [t for t in self.goal_times if self._inside(t, start)]
-        return min(hits) if hits else None
+        """The first goal occurrence inside the window (and not before ``after``); needs :meth:`settle`."""
+        for t in self.goal_times:
+            if after is None or t >= after:
+                return t
+        return None
 
     def window_orders(self, after: datetime | None = None) -> list[tuple[datetime, Decimal]]:
-        start = max(self.entered_at, after) if after else self.entered_at
-        return [(t, net) for t, net in self.orders if self._inside(t, start)]
+        """Paid orders inside the window (and not before ``after``); needs :meth:`settle`."""
+        return self.orders if after is None else [o for o in self.orders if o[0] >= after]
 
 
 def credited(run: RunFacts, at: datetime, rules: AttributionRules) -> list[Message]:

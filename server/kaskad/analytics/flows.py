@@ -97,8 +97,7 @@ class _Totals:
         """Conversions and orders to the messages that touched them (see :func:`attr.credited`)."""
         converted: set[tuple[str, str]] = set()
         for t in run.goal_times:
-            if run.entered_at <= t <= run.window_end:
-                converted.update((m.node_id, m.channel) for m in attr.credited(run, t, self.rules))
+            converted.update((m.node_id, m.channel) for m in attr.credited(run, t, self.rules))
         for node_id, channel in converted:
             self._node_row(day, node_id, channel)["converted"] += 1
         for t, net in run.window_orders():
@@ -121,7 +120,7 @@ def _slice(session: Session, flow_id: int, runs: list[RunFacts], goals: dict[int
         by_contact[r.contact_id].append(r)
     lo, hi = min(by_id), max(by_id)
     start = min(r.entered_at for r in runs)
-    end = max(r.window_end for r in runs)
+    end = max(r.goal.window.add_to(r.entered_at) for r in runs)
     contacts = (select(JourneyRun.contact_id)
                 .where(JourneyRun.id.between(lo, hi), JourneyRun.flow_id == flow_id).scalar_subquery())
     order_goal_statuses = {s for g in goals.values() for s in (g.order_statuses or ())}
@@ -191,6 +190,7 @@ def refresh_flow(session: Session, flow_id: int, since: date | None, rules: Attr
                                  path=str(split.get("path") or ""), holdout=status == "holdout"))
         _slice(session, flow_id, runs, goals, costs)
         for run in runs:
+            run.settle()
             totals.add(run)
         after, seen = rows[-1][0], seen + len(rows)
     for model in (FlowDay, NodeDay):

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kaskad.analytics import uplift
@@ -65,15 +65,42 @@ def derive(row: dict[str, Any], base: str) -> dict[str, Any]:
     return {k: _round(v) for k, v in out.items()}
 
 
-def _sum(rows: Iterable[Any], keys: tuple[str, ...], fields: tuple[str, ...]) -> dict[tuple, dict]:
+def _sum(rows: Iterable[Any], keys: tuple, fields: tuple[str, ...]) -> dict[tuple, dict]:
+    """Sum ``fields`` of ORM rows by ``keys`` (attribute names or functions of the row)."""
     out: dict[tuple, dict] = {}
     for r in rows:
-        k = tuple(getattr(r, f) if not callable(f) else f(r) for f in keys)
+        k = tuple(f(r) if callable(f) else getattr(r, f) for f in keys)
         acc = out.setdefault(k, {})
         for f in fields:
             if hasattr(r, f):
-                v = getattr(r, f)
-                acc[f] = acc.get(f, 0) + (v if v is not None else 0)
+                acc[f] = acc.get(f, 0) + (getattr(r, f) or 0)
+    return out
+
+
+def _aggregate(session: Session, model, keys: tuple[str, ...], *where) -> dict[tuple, dict]:
+    """``SELECT keys, SUM(counter)… GROUP BY keys`` over a materialised table: the dashboard reads
+    a handful of summed rows, never one row per day and node."""
+    cols = [c for c in SUMS if hasattr(model, c)]
+    q = (select(*[getattr(model, k) for k in keys], *[func.sum(getattr(model, c)) for c in cols])
+         .where(*where).group_by(*[getattr(model, k) for k in keys]))
+    out = {}
+    for row in session.execute(q):
+        values = {}
+        for c, v in zip(cols, row[len(keys):]):
+            if c in ("revenue", "message_cost", "loyalty_cost"):
+                v = Decimal(str(v or 0)).quantize(Decimal("0.0001"))  # SQLite sums decimals as floats
+            values[c] = v if v is not None else 0
+        out[tuple(row[:len(keys)])] = values
+    return out
+
+
+def _merge(rows: dict[tuple, dict], key) -> dict[tuple, dict]:
+    """Re-group summed rows by ``key(row key)`` (days into weeks or months)."""
+    out: dict[tuple, dict] = {}
+    for k, v in rows.items():
+        acc = out.setdefault(key(k), {})
+        for f, x in v.items():
+            acc[f] = acc.get(f, 0) + x
     return out
 
 
@@ -100,17 +127,19 @@ def _uplift_pair(t: dict, c: dict) -> dict[str, Any]:
 def flow_report(session: Session, key: str, start: date, end: date, group: str) -> dict[str, Any]:
     """The journey report: totals, series by period, nodes, messages, channels, holdout and split paths."""
     fid = flow_id(session, key)
-    flow_rows = session.scalars(select(FlowDay).where(FlowDay.flow_id == fid, FlowDay.day.between(start, end))).all()
-    node_rows = session.scalars(select(NodeDay).where(NodeDay.flow_id == fid, NodeDay.day.between(start, end))).all()
-    treated = [r for r in flow_rows if not r.holdout]
-    total = _sum(treated, (), SUMS).get((), {})
-    series = _sum(treated, (lambda r: period_start(r.day, group),), SUMS)
-    nodes = _sum([r for r in node_rows if r.channel == ""], ("node_id",), SUMS)
-    messages = _sum([r for r in node_rows if r.channel != ""], ("node_id", "channel"), SUMS)
-    channels = _sum([r for r in node_rows if r.channel != ""], ("channel",), SUMS)
-    groups = _sum(flow_rows, ("holdout",), SUMS)
-    paths = _sum(flow_rows, ("path",), SUMS)
-    holdout_path = next((r.path for r in flow_rows if r.holdout), None)
+    in_flow = (FlowDay.flow_id == fid, FlowDay.day.between(start, end))
+    in_nodes = (NodeDay.flow_id == fid, NodeDay.day.between(start, end))
+    days = _aggregate(session, FlowDay, ("day", "holdout"), *in_flow)
+    treated = {k: v for k, v in days.items() if not k[1]}
+    total = _merge(treated, lambda k: ()).get((), {})
+    series = _merge(treated, lambda k: (period_start(k[0], group),))
+    nodes = _aggregate(session, NodeDay, ("node_id",), *in_nodes, NodeDay.channel == "")
+    messages = _aggregate(session, NodeDay, ("node_id", "channel"), *in_nodes, NodeDay.channel != "")
+    channels = _merge(messages, lambda k: (k[1],))
+    groups = _merge(days, lambda k: (k[1],))
+    by_path = _aggregate(session, FlowDay, ("path", "holdout"), *in_flow)
+    paths = _merge(by_path, lambda k: (k[0],))
+    holdout_path = next((p for p, h in by_path if h), None)
     path_names = sorted(p for (p,) in paths if p)
     baseline = holdout_path if holdout_path is not None else (path_names[0] if path_names else None)
     path_rows = []
@@ -150,8 +179,8 @@ def _uplift_rows(groups: dict, path_rows: list[dict]) -> list[dict[str, Any]]:
 
 def channel_report(session: Session, start: date, end: date, group: str) -> dict[str, Any]:
     """Every channel across all flows, by period (by the entry day of the runs)."""
-    rows = session.scalars(select(NodeDay).where(NodeDay.channel != "", NodeDay.day.between(start, end))).all()
-    sums = _sum(rows, ("channel", lambda r: period_start(r.day, group)), SUMS)
+    rows = _aggregate(session, NodeDay, ("channel", "day"), NodeDay.channel != "", NodeDay.day.between(start, end))
+    sums = _merge(rows, lambda k: (k[0], period_start(k[1], group)))
     return {"from": start.isoformat(), "to": end.isoformat(), "group": group, "refreshed_at": refreshed_at(session),
             "channels": [{"channel": c, "period": p.isoformat(), **derive(v, "sent")} for (c, p), v in sorted(sums.items())]}
 
