@@ -199,7 +199,7 @@ def refresh_flow(session: Session, flow_id: int, since: date | None, rules: Attr
             stmt = stmt.where(model.day >= since)
         session.execute(stmt)
     if totals.flow:
-        session.execute(insert(FlowDay), list(totals.flow.values()))
+        session.execute(insert(FlowDay.__table__), list(totals.flow.values()))
     if totals.nodes:
-        session.execute(insert(NodeDay), list(totals.nodes.values()))
+        session.execute(insert(NodeDay.__table__), list(totals.nodes.values()))
     return seen

@@ -121,7 +121,16 @@ def _uplift_pair(t: dict, c: dict) -> dict[str, Any]:
                                     metric="repeat-purchase rate")
     money = uplift.mean_uplift(float(t.get("revenue", 0)), t.get("revenue_sq", 0.0), n_t,
                                float(c.get("revenue", 0)), c.get("revenue_sq", 0.0), n_c)
-    return {"repeat_purchase_rate": msgspec.to_builtins(rate), "revenue_per_contact": msgspec.to_builtins(money)}
+    return {"repeat_purchase_rate": _rounded(rate), "revenue_per_contact": _rounded(money)}
+
+
+def _rounded(u: uplift.Uplift) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in msgspec.to_builtins(u).items()}
+
+
+def _empty() -> dict[str, Any]:
+    return {c: (Decimal(0) if c in ("revenue", "message_cost", "loyalty_cost") else 0)
+            for c in SUMS if c not in ("reached", "revenue_sq")}
 
 
 def flow_report(session: Session, key: str, start: date, end: date, group: str) -> dict[str, Any]:
@@ -153,14 +162,14 @@ def flow_report(session: Session, key: str, start: date, end: date, group: str) 
         "flow": key,
         "from": start.isoformat(), "to": end.isoformat(), "group": group,
         "refreshed_at": refreshed_at(session),
-        "totals": derive(total, "entered") if total else derive({"entered": 0}, "entered"),
+        "totals": derive(total or _empty(), "entered"),
         "series": [{"period": p.isoformat(), **derive(v, "entered")} for (p,), v in sorted(series.items())],
         "nodes": [{"node": n, **derive(v, "reached")} for (n,), v in sorted(nodes.items())],
         "messages": [{"node": n, "channel": c, **derive(v, "sent")} for (n, c), v in sorted(messages.items())],
         "channels": [{"channel": c, **derive(v, "sent")} for (c,), v in sorted(channels.items())],
         "holdout": {
-            "treatment": derive(groups.get((False,), {"entered": 0}), "entered"),
-            "control": derive(groups.get((True,), {"entered": 0}), "entered"),
+            "treatment": derive(groups.get((False,)) or _empty(), "entered"),
+            "control": derive(groups.get((True,)) or _empty(), "entered"),
             "uplift": _uplift_pair(groups.get((False,), {}), groups.get((True,), {})),
         },
         "paths": path_rows,
