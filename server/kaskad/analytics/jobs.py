@@ -2,7 +2,8 @@
 
 - every 10 minutes: journey figures of runs that entered in the last
   ``max goal window + 2 days`` (older days only change through late refunds or
-  late delivery reports), and the base-health tables;
+  late delivery reports);
+- every hour: the base-health tables (whole-base scans of orders) and today's snapshot;
 - once a day: every journey day from the start, which catches those late changes.
 
 Each rebuild deletes and rewrites its rows in one transaction, so running it
@@ -76,6 +77,10 @@ def recent(runtime, now: datetime) -> None:
     rules = AttributionRules.from_env()
     with transaction(runtime.sessions) as session:
         refresh_journeys(session, now, recent_since(session, now, rules), rules)
+
+
+@periodic.every(3600, name="analytics.base")
+def base_health(runtime, now: datetime) -> None:
     with transaction(runtime.sessions) as session:
         refresh_base(session, now)
 
