@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import tempfile
 import time
@@ -86,6 +87,7 @@ def main() -> None:
     p.add_argument("--orders", type=int, default=10_000_000)
     p.add_argument("--runs", type=int, default=1_000_000)
     a = p.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     server = PostgresServer().start()
     try:
         url = server.create_database("bench_analytics")

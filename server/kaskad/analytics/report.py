@@ -148,16 +148,25 @@ def flow_report(session: Session, key: str, start: date, end: date, group: str) 
     groups = _merge(days, lambda k: (k[1],))
     by_path = _aggregate(session, FlowDay, ("path", "holdout"), *in_flow)
     paths = _merge(by_path, lambda k: (k[0],))
-    holdout_path = next((p for p, h in by_path if h), None)
-    path_names = sorted(p for (p,) in paths if p)
-    baseline = holdout_path if holdout_path is not None else (path_names[0] if path_names else None)
+    # a path is compared with the holdout when there is one (its runs, whatever path they carry),
+    # else with the first path by name
+    holdout_path = next((p or "holdout" for p, h in by_path if h), None)
+    path_names = sorted(p for (p,) in paths if p and p != holdout_path)
+    if holdout_path is not None:
+        baseline, base_row = holdout_path, groups[(True,)]
+    elif path_names:
+        baseline, base_row = path_names[0], paths[(path_names[0],)]
+    else:
+        baseline, base_row = None, None
     path_rows = []
     for p in path_names:
-        row = {"path": p, "holdout": p == holdout_path, **derive(paths[(p,)], "entered")}
+        row = {"path": p, "holdout": False, **derive(paths[(p,)], "entered")}
         if baseline is not None and p != baseline:
             row["against"] = baseline
-            row["uplift"] = _uplift_pair(paths[(p,)], paths[(baseline,)])
+            row["uplift"] = _uplift_pair(paths[(p,)], base_row)
         path_rows.append(row)
+    if holdout_path is not None and path_rows:
+        path_rows.append({"path": holdout_path, "holdout": True, **derive(groups[(True,)], "entered")})
     return {
         "flow": key,
         "from": start.isoformat(), "to": end.isoformat(), "group": group,
