@@ -3,6 +3,8 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, getToken, setToken } from './api.js';
 import Editor from './Editor.jsx';
+import Health from './Health.jsx';
+import Report from './Report.jsx';
 
 const BASE = '/editor';
 const route = () => window.location.pathname.replace(/^\/editor\/?/, '/').replace(/\/+$/, '') || '/';
@@ -63,11 +65,12 @@ function FlowList({ navigate, session }) {
   return (
     <div className="page">
       <h1>Flows</h1>
-      <p className="muted small">Signed in as {session.role}. <a href="#" onClick={(e) => { e.preventDefault(); setToken(''); window.location.reload(); }}>Sign out</a></p>
+      <p className="muted small">Signed in as {session.role}. <a href="#" onClick={(e) => { e.preventDefault(); setToken(''); window.location.reload(); }}>Sign out</a>
+        {' · '}<a href={`${BASE}/health`} data-testid="open-health" onClick={(e) => { e.preventDefault(); navigate('/health'); }}>Base health</a></p>
       {error && <p className="error" data-testid="list-error">{error}</p>}
       {!flows ? <p className="muted">Loading…</p> : (
         <table className="flows" data-testid="flow-list">
-          <thead><tr><th>Flow</th><th>Key</th><th>Live version</th><th>Newest</th></tr></thead>
+          <thead><tr><th>Flow</th><th>Key</th><th>Live version</th><th>Newest</th><th /></tr></thead>
           <tbody>
             {flows.map((f) => (
               <tr key={f.key}>
@@ -75,9 +78,10 @@ function FlowList({ navigate, session }) {
                 <td><code>{f.key}</code></td>
                 <td>{f.current_version ?? '—'}</td>
                 <td>v{f.latest_version} {f.latest_status}</td>
+                <td><a href={`${BASE}/flows/${f.key}/report`} data-testid={`report-${f.key}`} onClick={(e) => { e.preventDefault(); navigate(`/flows/${f.key}/report`); }}>Report</a></td>
               </tr>
             ))}
-            {!flows.length && <tr><td colSpan={4} className="muted">No flows yet.</td></tr>}
+            {!flows.length && <tr><td colSpan={5} className="muted">No flows yet.</td></tr>}
           </tbody>
         </table>
       )}
@@ -111,6 +115,9 @@ export default function App() {
 
   if (!session) return getToken() && !problem ? <div className="page muted">Signing in…</div> : <SignIn onSignedIn={setSession} problem={problem} />;
   if (!catalog) return <div className="page muted">{problem || 'Loading the catalog…'}</div>;
+  if (path === '/health') return <Health navigate={navigate} />;
+  const r = path.match(/^\/flows\/([^/]+)\/report$/);
+  if (r) return <Report flowKey={decodeURIComponent(r[1])} catalog={catalog} navigate={navigate} />;
   const m = path.match(/^\/flows\/([^/]+)$/);
   if (m) return <Editor flowKey={decodeURIComponent(m[1])} catalog={catalog} session={session} navigate={navigate} />;
   return <FlowList navigate={navigate} session={session} />;

@@ -286,6 +286,7 @@ function Canvas({ flowKey, initial, catalog, session, onExit }) {
         <a href="/editor/" onClick={(e) => { e.preventDefault(); onExit('/'); }}>← Flows</a>
         <strong data-testid="flow-name">{shown.name}</strong>
         <span className={`save-status ${status.state}`} data-testid="save-status">{status.text}</span>
+        <a href={`/editor/flows/${flowKey}/report`} data-testid="open-report" onClick={(e) => { e.preventDefault(); onExit(`/flows/${flowKey}/report`); }}>Report</a>
         <span className="spacer" />
         <button onClick={() => setHist(undo)} disabled={!hist.past.length || readOnly} title="Ctrl+Z">Undo</button>
         <button onClick={() => setHist(redo)} disabled={!hist.future.length || readOnly} title="Ctrl+Shift+Z">Redo</button>

@@ -5,7 +5,7 @@ import { Handle, Position, useUpdateNodeInternals } from '@xyflow/react';
 import { summary } from './nodes.js';
 
 function FlowNode({ id, data, selected }) {
-  const { node, ports, errors = [], stats, onPath } = data;
+  const { node, ports, errors = [], stats, onPath, funnel } = data;
   // React Flow measures handles once; when ports come or go (a case added or renamed) it must measure again.
   const updateNodeInternals = useUpdateNodeInternals();
   const portKey = ports.map((p) => p.id).join('|');
@@ -26,6 +26,14 @@ function FlowNode({ id, data, selected }) {
           <span title="runs that entered this node">in {stats.entered ?? 0}</span>
           <span title="runs waiting here now">waiting {stats.waiting ?? 0}</span>
           {stats.failed ? <span className="error" title="runs that failed here">failed {stats.failed}</span> : null}
+        </div>
+      )}
+      {funnel && (
+        <div className="node-funnel" data-testid={`funnel-${id}`} title="journey report: runs that reached this node, and of them those that converted">
+          <div className="funnel-bar" style={{ width: `${Math.round((funnel.share ?? 0) * 100)}%` }} />
+          <span>reached {funnel.reached}</span>
+          <span>converted {funnel.converted}</span>
+          {funnel.sent !== null && <span>sent {funnel.sent}</span>}
         </div>
       )}
       <div className="node-ports">
