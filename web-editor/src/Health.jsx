@@ -1,6 +1,6 @@
 // The base-health page: the marketer's regular review of the whole base, from
 // GET /analytics/base (docs/analytics.md). Each chart has its numbers in a table
-// under it (open by default for screen readers and for checking).
+// under it (open by default: for screen readers, and to read exact figures).
 import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { api } from './api.js';
 import { baseCharts, cell } from './analytics.js';
@@ -17,7 +17,7 @@ function ChartCard({ chart }) {
       {empty ? <p className="muted small">No data in this period yet.</p> : (
         <>
           <Suspense fallback={<div className="chart-box muted">Loading the chart…</div>}><ChartView chart={chart} /></Suspense>
-          <details>
+          <details open>
             <summary className="small muted">the numbers</summary>
             <table className="figures" data-testid={`table-${chart.id}`}>
               <thead><tr><th />{chart.series.map((s) => <th key={s.label} className="num">{s.label}</th>)}</tr></thead>
