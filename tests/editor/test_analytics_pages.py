@@ -18,7 +18,7 @@ from statistics import NormalDist
 
 import pytest
 
-from tests.editor.conftest import shot, sign_in
+from tests.editor.conftest import ARTIFACTS, shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("editor-browser")]
 
@@ -136,6 +136,14 @@ def test_journey_report_shows_the_funnel_figures_and_uplift(page, seeded):
     assert page.locator("[data-testid=uplift-revenue_per_contact-difference]").inner_text() == "+17.50"
     shot(page, "journey-report")
 
+    # The per-node figures download as CSV, as the API gives them.
+    with page.expect_download() as download:
+        page.click("[data-testid=report-csv]")
+    lines = open(download.value.path()).read().splitlines()
+    header = lines[0].split(",")
+    mail = dict(zip(header, next(line for line in lines if line.startswith("mail,")).split(",")))
+    assert (mail["reached"], mail["converted"], mail["revenue"]) == ("4", "2", "100.00")
+
 
 def _chart(page, cid: str) -> tuple[list[list[str]], list]:
     """The table under a chart (rows of cells) and the numbers chart.js drew."""
@@ -195,4 +203,5 @@ def test_base_health_draws_the_charts_with_the_right_numbers(page, seeded):
         assert [int(c) for c in row[1:]] == [series[row_i] for series in drawn]
     rows, drawn = _chart(page, "base-size")
     assert rows[-1][1] == "8" and drawn[0][-1] == 8  # all 8 contacts were created today, through the API
-    shot(page, "base-health")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editor-base-health.png"), full_page=True)

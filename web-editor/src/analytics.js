@@ -93,7 +93,7 @@ export function baseCharts(base) {
   return [
     { id: 'base-size', title: 'Base size', kind: 'line', labels: periods,
       series: [{ label: 'contacts', data: series.map((r) => num(r.contacts)) }] },
-    { id: 'segments', title: 'RFM segments over time', kind: 'line', labels: days,
+    { id: 'segments', title: 'RFM segments over time', kind: 'bar', stacked: true, labels: days,
       series: segmentNames.map((name) => ({ label: name, data: snaps.map((s) => num(s.segments?.[name] ?? 0)) })) },
     { id: 'customers', title: 'New vs returning customers', kind: 'bar', stacked: true, labels: periods,
       series: [{ label: 'new', data: series.map((r) => num(r.new_customers)) },

@@ -75,6 +75,7 @@ describe('base-health charts', () => {
     expect(charts.customers.series.map((s) => s.data)).toEqual([[2, 1], [0, 1]]);
     expect(charts['average-check'].series[0].data).toEqual([60, 50]);
     // a segment missing from a snapshot is 0 on that day, not a gap
+    expect(charts.segments.stacked).toBe(true);
     expect(charts.segments.series).toEqual([{ label: 'champions', data: [3, 4] }, { label: 'lost', data: [1, 0] }]);
     // cohorts sorted, an age a young cohort has not reached is a gap (null)
     expect(charts.ltv.labels).toEqual(['month 0', 'month 1']);
