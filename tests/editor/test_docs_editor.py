@@ -44,3 +44,29 @@ def test_the_token_command_makes_a_marketer_token(tmp_path):
             assert tokens.role_of(session, token) == "marketer"
     finally:
         runtime.close()
+
+
+def test_the_report_addresses_open_the_editor_and_their_period_is_what_the_api_takes(client, api, tmp_path, monkeypatch):
+    """Each documented report address is an editor page, and its query is accepted as is by the analytics API."""
+    from urllib.parse import urlsplit
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html><div id=root></div>")
+    monkeypatch.setenv("KASKAD_EDITOR_DIST", str(dist))
+    (addresses,) = blocks("text")
+    addresses = addresses.splitlines()
+    assert len(addresses) == 2
+    flow = {"schema": "kaskad.flow/1", "key": "report-demo", "name": "Report demo", "entry": {"kind": "api"},
+            "nodes": [{"kind": "exit", "id": "end"}]}
+    assert api.post("/api/v1/flows", role="marketer", json=flow).status_code == 200
+    for address in addresses:
+        parts = urlsplit(address)
+        page = client.get(parts.path)
+        assert page.status_code == 200 and "<div id=root>" in page.text, address
+        endpoint = {"/editor/health": "/api/v1/analytics/base"}.get(parts.path) \
+            or "/api/v1/analytics/flows/" + parts.path.split("/")[3]
+        r = api.get(f"{endpoint}?{parts.query}", role="marketer")
+        assert r.status_code == 200, (address, r.text)
+        assert (r.json()["from"], r.json()["to"], r.json()["group"]) == tuple(
+            dict(p.split("=") for p in parts.query.split("&"))[k] for k in ("from", "to", "group"))
