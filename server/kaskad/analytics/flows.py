@@ -112,7 +112,7 @@ def _goals(session: Session, flow_id: int, rules: AttributionRules) -> dict[int,
     return {vid: attr.goal_of(doc, rules) for vid, doc in rows}
 
 
-def _slice(session: Session, flow_id: int, runs: list[RunFacts], goals: dict[int, Goal], costs) -> None:
+def _slice(session: Session, cond: list, runs: list[RunFacts], goals: dict[int, Goal], costs) -> None:
     """Fill the slice's runs with their goal occurrences, orders, steps and messages."""
     by_id = {r.id: r for r in runs}
     by_contact = defaultdict(list)
@@ -121,8 +121,10 @@ def _slice(session: Session, flow_id: int, runs: list[RunFacts], goals: dict[int
     lo, hi = min(by_id), max(by_id)
     start = min(r.entered_at for r in runs)
     end = max(r.goal.window.add_to(r.entered_at) for r in runs)
-    contacts = (select(JourneyRun.contact_id)
-                .where(JourneyRun.id.between(lo, hi), JourneyRun.flow_id == flow_id).scalar_subquery())
+    # the slice as SQL: with ``since``, recent runs may lie far apart in id, so the ids
+    # are selected again rather than taken as a range
+    in_slice = select(JourneyRun.id).where(*cond, JourneyRun.id.between(lo, hi)).scalar_subquery()
+    contacts = select(JourneyRun.contact_id).where(*cond, JourneyRun.id.between(lo, hi)).scalar_subquery()
     order_goal_statuses = {s for g in goals.values() for s in (g.order_statuses or ())}
     q = select(Order.contact_id, Order.placed_at, Order.status, Order.amount, Order.refunded_amount).where(
         Order.contact_id.in_(contacts), Order.placed_at.between(start, end),
@@ -142,13 +144,13 @@ def _slice(session: Session, flow_id: int, runs: list[RunFacts], goals: dict[int
                 if r.goal.event == name and r.goal.matches(props or {}):
                     r.goal_times.append(at)
     q = (select(RunStep.run_id, RunStep.node_id, func.min(RunStep.at))
-         .where(RunStep.run_id.between(lo, hi)).group_by(RunStep.run_id, RunStep.node_id))
+         .where(RunStep.run_id.in_(in_slice)).group_by(RunStep.run_id, RunStep.node_id))
     for run_id, node_id, at in session.execute(q):
         if run_id in by_id:
             by_id[run_id].reached[node_id] = at
     messages: dict[int, Message] = {}
     q = select(OutboxMessage.id, OutboxMessage.run_id, OutboxMessage.node_id, OutboxMessage.channel,
-               OutboxMessage.status, OutboxMessage.cost, OutboxMessage.sent_at).where(OutboxMessage.run_id.between(lo, hi))
+               OutboxMessage.status, OutboxMessage.cost, OutboxMessage.sent_at).where(OutboxMessage.run_id.in_(in_slice))
     for mid, run_id, node_id, channel, status, cost, sent_at in session.execute(q):
         if run_id in by_id:
             m = Message(mid, node_id or "", channel, status, Decimal(cost or 0), sent_at)
@@ -156,7 +158,7 @@ def _slice(session: Session, flow_id: int, runs: list[RunFacts], goals: dict[int
             by_id[run_id].messages.append(m)
     q = (select(MessageEvent.outbox_id, MessageEvent.status)
          .join(OutboxMessage, OutboxMessage.id == MessageEvent.outbox_id)
-         .where(OutboxMessage.run_id.between(lo, hi), MessageEvent.status.in_(attr.ENGAGEMENT)))
+         .where(OutboxMessage.run_id.in_(in_slice), MessageEvent.status.in_(attr.ENGAGEMENT)))
     for mid, status in session.execute(q):
         if mid in messages:
             messages[mid].events.add(status)
@@ -188,7 +190,7 @@ def refresh_flow(session: Session, flow_id: int, since: date | None, rules: Attr
             split = (ctx or {}).get("split") or {}
             runs.append(RunFacts(rid, cid, entered_at, goals.get(vid) or attr.goal_of({}, rules),
                                  path=str(split.get("path") or ""), holdout=status == "holdout"))
-        _slice(session, flow_id, runs, goals, costs)
+        _slice(session, cond, runs, goals, costs)
         for run in runs:
             run.settle()
             totals.add(run)
