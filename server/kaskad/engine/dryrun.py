@@ -39,11 +39,12 @@ def dry_run(runtime: Any, flow: model.Flow, external_id: str) -> dict[str, Any]:
                                dry_run=True)
             import kaskad.engine.plan as plans
 
-            plans._cache[vid] = plan
+            key = plans.cache_key(session, vid)
+            plans._cache[key] = plan
             try:
                 walk(ctx, [run])
             finally:
-                plans._cache.pop(vid, None)
+                plans._cache.pop(key, None)
         finally:
             session.rollback()
     outcome = {"claimed": "waiting", "waiting": "waiting"}.get(run.status, run.status)

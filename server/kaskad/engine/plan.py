@@ -34,22 +34,29 @@ class FlowPlan:
         return self.nodes.get(node_id)
 
 
-_cache: dict[int, FlowPlan] = {}
+_cache: dict[tuple[str, int], FlowPlan] = {}
 _lock = threading.RLock()
+
+
+def cache_key(session: Session, version_id: int) -> tuple[str, int]:
+    """Version ids are row ids, so they repeat across databases (two runtimes in one
+    process, one test database after another): the cache is keyed by database too."""
+    return str(session.get_bind().url), version_id
 
 
 def plan_for_version(session: Session, version_id: int) -> FlowPlan:
     """The plan of a flow version by its row id (cached: published versions are immutable)."""
-    plan = _cache.get(version_id)
+    key = cache_key(session, version_id)
+    plan = _cache.get(key)
     if plan is not None:
         return plan
     with _lock:  # msgspec's first decode of a type is not thread-safe (seen: a segfault); one at a time
-        plan = _cache.get(version_id)
+        plan = _cache.get(key)
         if plan is None:
             plan = _load(session, version_id)
             if len(_cache) > 2000:
                 _cache.clear()
-            _cache[version_id] = plan
+            _cache[key] = plan
     return plan
 
 
