@@ -134,3 +134,26 @@ def test_one_refused_message_does_not_hold_up_its_batch(runtime, engine):
     assert sorted(texts()) == ["after", "after", "hi ok1", "hi ok2"]
     slow = [o for o in outbox(runtime, contact_id=ids["slow"])]
     assert [(o.node_id, o.status, o.attempts) for o in slow] == [("mail", "failed", MAX_ATTEMPTS)]
+
+
+def test_a_template_that_fails_for_one_contact_fails_only_that_run(runtime, engine):
+    publish(runtime, flow_doc("tpl", [send("mail", "{{ contact.attributes.first + '!' }}"), EXIT]))
+    good, bad = contact(runtime, "good", attributes={"first": "Ann"}), contact(runtime, "bad", attributes={"first": 7})
+    enroll_ids(runtime, "tpl", [good, bad])
+    engine.drain()
+    assert texts() == ["Ann!"]
+    failed = run_of(runtime, bad)
+    assert failed.status == "failed" and failed.error.startswith("test template: template failed:")
+    assert [o.contact_id for o in outbox(runtime)] == [good]
+
+
+def test_a_channel_uninstalled_after_publishing_fails_its_runs_with_the_reason(runtime, engine):
+    runtime.registry.channels["picky"] = PickyChannel()
+    publish(runtime, flow_doc("gone", [send("mail", "hi", channel="picky", message={"text": "hi"}), EXIT]))
+    del runtime.registry.channels["picky"]
+    ann = contact(runtime, "ann")
+    enroll_ids(runtime, "gone", [ann])
+    engine.drain()
+    run = run_of(runtime, ann)
+    assert (run.status, run.error) == ("failed", "channel 'picky' is not installed")
+    assert outbox(runtime) == []
