@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaskad import clock
 from kaskad.engine.counts import add_counts
 from kaskad.engine.plan import FlowPlan, plan_for_version
+from kaskad.store.bulk import bulk_insert, bulk_update
 from kaskad.store.engine import transaction
 from kaskad.store.models import Contact, JourneyRun, RunStep
 
@@ -203,15 +204,6 @@ def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
                 entered_at=r.entered_at, attempts=r.attempts, context=dict(r.context or {})) for r in session.execute(q)]
 
 
-_run_update = (
-    update(JourneyRun.__table__)
-    .where(JourneyRun.__table__.c.id == bindparam("rid"))
-    .values(node_id=bindparam("node"), status=bindparam("st"), wake_at=bindparam("wake"), claim=bindparam("tok"),
-            attempts=bindparam("att"), error=bindparam("err"), context=bindparam("ctx"), finished_at=bindparam("fin"),
-            claimed_at=bindparam("cat"))
-)
-
-
 def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
     """Write the batch back: runs, steps and counters (one statement each).
 
@@ -225,13 +217,11 @@ def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
             st, tok = "claimed", hold_token
             if not r.blocked:
                 more.append(r.id)
-        params.append({"rid": r.id, "node": r.node_id, "st": st, "wake": r.wake_at, "tok": tok, "att": r.attempts,
-                       "err": r.error, "ctx": r.context, "fin": ctx.now if st in TERMINAL else None,
-                       "cat": ctx.now if tok else None})
-    if params:
-        ctx.session.execute(_run_update, params)
-    if ctx.steps:
-        ctx.session.execute(insert(RunStep), ctx.steps)
+        params.append({"id": r.id, "node_id": r.node_id, "status": st, "wake_at": r.wake_at, "claim": tok,
+                       "attempts": r.attempts, "error": r.error, "context": r.context,
+                       "finished_at": ctx.now if st in TERMINAL else None, "claimed_at": ctx.now if tok else None})
+    bulk_update(ctx.session, JourneyRun.__table__, params)
+    bulk_insert(ctx.session, RunStep.__table__, ctx.steps)
     add_counts(ctx.session, ctx.counts, ctx.now)
     return more
 

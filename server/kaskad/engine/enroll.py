@@ -24,7 +24,7 @@ from kaskad import clock
 from kaskad.engine.counts import add_counts
 from kaskad.engine.plan import FlowPlan, current_plan
 from kaskad.flow.durations import parse_duration
-from kaskad.store.dialect import insert_for
+from kaskad.store.bulk import bulk_insert
 from kaskad.store.models import Contact, JourneyRun
 
 IN_PROGRESS = ("active", "waiting", "claimed")
@@ -152,8 +152,7 @@ def _enroll_chunk(session: Session, plan: FlowPlan, ids: list[int], keys: list[s
         })
     if not rows:
         return EnrollResult(enrolled=0, skipped=len(ids))
-    stmt = insert_for(session, JourneyRun.__table__).on_conflict_do_nothing().returning(JourneyRun.__table__.c.id)
-    inserted = len(session.execute(stmt, rows).all()) if len(rows) > 1 else len(session.execute(stmt.values(rows[0])).all())
+    inserted = len(bulk_insert(session, JourneyRun.__table__, rows, on_conflict_nothing=True, returning=["id"]))
     if inserted:
         add_counts(session, [(plan.version_id, plan.start, "@entered", inserted)], now)
     return EnrollResult(enrolled=inserted, skipped=len(ids) - inserted)

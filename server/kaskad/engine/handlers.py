@@ -140,17 +140,31 @@ def handle_award(ctx: BatchContext, plan: FlowPlan, node: model.AwardNode, runs:
         for run in runs:
             ctx.finish(run, "failed", f"award config for {node.mechanic!r}: {exc}")
         return
+    def award(run: Run) -> Any:
+        return mechanic.award(ctx.session, AwardContext(
+            contact_id=run.contact_id, idempotency_key=f"run:{run.id}:{node.id}", flow_key=plan.key, node_id=node.id),
+            config)
+
+    # Optimistic: the whole group under one savepoint. Only if some award raises is
+    # the group redone run by run, each under its own savepoint, so the failing
+    # ones are retried later and the others go on.
+    results: dict[int, Any] = {}
+    try:
+        with ctx.session.begin_nested():
+            for run in runs:
+                results[run.id] = award(run)
+    except Exception:
+        results = {}
+        for run in runs:
+            try:
+                with ctx.session.begin_nested():
+                    results[run.id] = award(run)
+            except Exception as exc:  # a failing plugin fails its own step, retried with backoff
+                ctx.retry(run, f"award {node.mechanic!r} failed: {type(exc).__name__}: {exc}")
     for run in runs:
-        award_ctx = AwardContext(contact_id=run.contact_id, idempotency_key=f"run:{run.id}:{node.id}",
-                                 flow_key=plan.key, node_id=node.id)
-        try:
-            with ctx.session.begin_nested():
-                result = mechanic.award(ctx.session, award_ctx, config)
-        except Exception as exc:  # a failing plugin fails its own step, retried with backoff
-            ctx.retry(run, f"award {node.mechanic!r} failed: {type(exc).__name__}: {exc}")
-            continue
-        run.context.setdefault("awards", {})[node.id] = _plain(result)
-        ctx.move(run, "next", node.next, "would award" if ctx.dry_run else None)
+        if run.id in results:
+            run.context.setdefault("awards", {})[node.id] = _plain(results[run.id])
+            ctx.move(run, "next", node.next, "would award" if ctx.dry_run else None)
 
 
 def _plain(value: Any) -> Any:

@@ -52,8 +52,12 @@ def _fresh_awards(ctx, plan, run) -> dict[str, Any]:
 
 
 def _message_links(ctx, key: str, contact_id: int, channel: str, topic: str | None) -> dict[str, str]:
-    try:
-        from kaskad.delivery.links import message_links
-    except ImportError:
+    if _links is None:
         return {}
-    return message_links(ctx.runtime.settings, key, contact_id, channel, topic)
+    return _links(ctx.runtime.settings, key, contact_id, channel, topic)
+
+
+try:  # signed per-message links, when the delivery area provides them
+    from kaskad.delivery.links import message_links as _links
+except ImportError:  # pragma: no cover - depends on the build
+    _links = None

@@ -26,16 +26,17 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 
 from kaskad import templates
 from kaskad.channels import OutboundMessage, Recipient, SendResult
 from kaskad.delivery.policy import filter_sends
 from kaskad.engine.batch import MAX_ATTEMPTS, BatchContext, Run, backoff
 from kaskad.engine.plan import FlowPlan
+from kaskad.engine.render import render_context
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
-from kaskad.store.dialect import insert_for
+from kaskad.store.bulk import bulk_insert, bulk_update
 from kaskad.store.engine import transaction
 from kaskad.store.models import MessageEvent, OutboxMessage
 
@@ -180,8 +181,8 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
         return
     if not rows:
         return
-    ins = insert_for(ctx.session, OutboxMessage.__table__).on_conflict_do_nothing()
-    ctx.session.execute(ins.returning(OutboxMessage.__table__.c.id, OutboxMessage.__table__.c.key), rows)
+    bulk_insert(ctx.session, OutboxMessage.__table__, rows, on_conflict_nothing=True)
+    # Read the ids back by key: a row another process wrote first is the one that counts.
     ids = dict(ctx.session.execute(select(OutboxMessage.key, OutboxMessage.id).where(OutboxMessage.key.in_(list(by_key)))).all())
     for key, (run, action, info) in by_key.items():
         if action == "skip":
@@ -191,8 +192,6 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
 
 
 def build_message(ctx, plan, node, run, contact, channel, message, template_name, key) -> OutboundMessage:
-    from kaskad.engine.render import render_context
-
     context = render_context(ctx, plan, run, contact, key, channel.name, node.topic)
     content = templates.render_message(message, context)
     if template_name and isinstance(content, dict):
@@ -265,20 +264,18 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
             res = results.get(r.key) or SendResult(key=r.key, status="retry", error=error)
             attempts = r.attempts + 1
             if res.status == "sent":
-                updates.append({"oid": r.id, "st": "sent", "err": None, "pmid": res.provider_message_id,
-                                "cost": _cost(channel, msg), "sat": now})
+                updates.append({"id": r.id, "status": "sent", "error": None,
+                                "provider_message_id": res.provider_message_id, "cost": _cost(channel, msg),
+                                "sent_at": now})
             elif res.status == "retry" and attempts < MAX_ATTEMPTS:
-                updates.append({"oid": r.id, "st": "pending", "err": res.error, "pmid": None, "cost": None, "sat": None})
+                updates.append({"id": r.id, "status": "pending", "error": res.error, "provider_message_id": None,
+                                "cost": None, "sent_at": None})
             else:
                 err = res.error if res.status == "failed" else f"{res.error} (gave up after {attempts} attempts)"
-                updates.append({"oid": r.id, "st": "failed", "err": err, "pmid": None, "cost": None, "sat": None})
+                updates.append({"id": r.id, "status": "failed", "error": err, "provider_message_id": None,
+                                "cost": None, "sent_at": None})
     with transaction(runtime.sessions) as session:
-        session.execute(
-            update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("oid"))
-            .values(status=bindparam("st"), error=bindparam("err"), provider_message_id=bindparam("pmid"),
-                    cost=bindparam("cost"), sent_at=bindparam("sat")),
-            updates,
-        )
+        bulk_update(session, OutboxMessage.__table__, updates)
 
 
 def _cost(channel, message: OutboundMessage) -> Decimal:
