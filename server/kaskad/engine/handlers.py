@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 
 from kaskad.engine.batch import BatchContext, Run
 from kaskad.engine.plan import FlowPlan
@@ -171,8 +171,21 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value, builtin_types=(), str_keys=True) if value is not None else {}
 
 
+def _lock_fresh(ctx: BatchContext, contact_ids: set[int]) -> None:
+    """Re-read the contacts' attributes and tags under a row lock (PostgreSQL) just before
+    changing them: the batch loaded them earlier without a lock, and writing that copy
+    back would undo an API update committed in between (the API locks the same rows)."""
+    q = select(Contact.id, Contact.attributes, Contact.tags).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    for cid, attrs, tags in ctx.session.execute(q):
+        ctx.contacts[cid]["attributes"], ctx.contacts[cid]["tags"] = attrs or {}, tags or []
+
+
 def handle_update(ctx: BatchContext, plan: FlowPlan, node: model.UpdateNode, runs: list[Run]) -> None:
     params = {}
+    if not ctx.dry_run:
+        _lock_fresh(ctx, {run.contact_id for run in runs})
     for run in runs:
         contact = ctx.contacts[run.contact_id]
         attrs = dict(contact.get("attributes") or {})
