@@ -10,7 +10,7 @@ from .helpers import add_contacts, flow_doc, outbox, publish, statuses
 
 @pytest.fixture
 def engine(runtime):
-    test_channel.SENT.clear()
+    test_channel.reset()
     driver = EngineDriver(runtime)
     yield driver
     driver.close()
