@@ -168,3 +168,14 @@ def test_an_event_after_the_timeout_changes_nothing(runtime, engine):
     assert [s for s in steps(runtime, run.id) if s[0] == "await"] == [("await", None, "waiting"),
                                                                      ("await", "on_timeout", "passed")]
     assert texts() == ["still thinking, late?"]
+
+
+def test_office_hours_window_skips_the_weekend(runtime, engine):
+    publish(runtime, flow_doc("office", [
+        {"id": "office", "kind": "wait", "next": "end",
+         "until_time": {"from": "09:00", "to": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"]}}, EXIT]))
+    late_friday = contact(runtime, "friday", timezone="Europe/Berlin")
+    with clock.travel(datetime(2026, 3, 6, 18, 0, tzinfo=UTC)) as box:  # Fri 19:00 in Berlin
+        enroll_ids(runtime, "office", [late_friday])
+        engine.drain()
+        _wake_and_check(runtime, engine, box, late_friday, datetime(2026, 3, 9, 8, 0, tzinfo=UTC))  # Mon 09:00 CET
