@@ -58,8 +58,8 @@ def contact(runtime, external_id: str = "c0", **fields: Any) -> int:
         return row.id
 
 
-def run_of(runtime, contact_id: int, key: str | None = None) -> JourneyRun:
-    found = [r for r in runs(runtime, contact_id=contact_id)]
+def run_of(runtime, contact_id: int) -> JourneyRun:
+    found = runs(runtime, contact_id=contact_id)
     assert len(found) == 1, f"expected one run for contact {contact_id}, got {len(found)}"
     return found[0]
 

@@ -82,3 +82,25 @@ def test_a_frequency_cap_skips_or_delays(runtime, engine):
     assert texts() == ["one", "three (delayed)"]
     assert [(o.node_id, o.status) for o in outbox(runtime)] == [("one", "sent"), ("two", "skipped"), ("three", "sent")]
     assert run_of(runtime, ann).status == "exited"
+
+
+def test_runs_finish_on_the_version_they_entered(runtime, engine, api):
+    def version(text: str) -> dict:
+        return flow_doc("versions", [{"id": "pause", "kind": "wait", "for": "P1D", "next": "mail"},
+                                     send("mail", text), EXIT])
+
+    assert publish(runtime, version("from v1")) == 1
+    old, new = contact(runtime, "old"), contact(runtime, "new")
+    with clock.travel(T0) as box:
+        enroll_ids(runtime, "versions", [old])
+        engine.drain()
+        assert publish(runtime, version("from v2")) == 2
+        enroll_ids(runtime, "versions", [new])
+        engine.drain()
+        box[0] = T0 + timedelta(days=1)
+        engine.drain()
+    assert (texts("old"), texts("new")) == (["from v1"], ["from v2"])
+    journeys = api.get("/api/v1/contacts/old").json()["journeys"]
+    assert [(j["version"], j["status"]) for j in journeys] == [(1, "exited")]
+    assert api.get("/api/v1/flows/versions/stats").json()["nodes"]["mail"]["entered"] == 2
+    assert api.get("/api/v1/flows/versions/stats?version=2").json()["nodes"]["mail"]["entered"] == 1
