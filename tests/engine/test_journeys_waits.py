@@ -179,3 +179,15 @@ def test_office_hours_window_skips_the_weekend(runtime, engine):
         enroll_ids(runtime, "office", [late_friday])
         engine.drain()
         _wake_and_check(runtime, engine, box, late_friday, datetime(2026, 3, 9, 8, 0, tzinfo=UTC))  # Mon 09:00 CET
+
+
+def test_contacts_without_a_timezone_wait_in_the_configured_default_zone(runtime, engine, monkeypatch):
+    """KASKAD_DELIVERY's default_timezone applies to waits, also before any send has read the settings."""
+    monkeypatch.setenv("KASKAD_DELIVERY", '{"default_timezone": "America/New_York"}')
+    runtime.extras.pop("delivery_settings", None)
+    _window_flow(runtime, "zoneless")
+    nowhere = contact(runtime, "nowhere")
+    with clock.travel(T0) as box:  # 09:00 UTC is 04:00 in New York
+        enroll_ids(runtime, "zoneless", [nowhere])
+        engine.drain()
+        _wake_and_check(runtime, engine, box, nowhere, datetime(2026, 3, 2, 14, 0, tzinfo=UTC))  # 09:00 EST

@@ -63,7 +63,18 @@ def handle_wait(ctx: BatchContext, plan: FlowPlan, node: model.WaitNode, runs: l
 
 
 def _default_tz(ctx: BatchContext) -> str:
-    settings = ctx.runtime.extras.get("delivery_settings") if ctx.runtime is not None else None
+    """``default_timezone`` of the delivery settings (KASKAD_DELIVERY), for contacts without a timezone.
+
+    Loaded here if no send has loaded them yet: otherwise a worker's first waits
+    would read UTC and its later ones the configured zone.
+    """
+    if ctx.runtime is None:
+        return "UTC"
+    settings = ctx.runtime.extras.get("delivery_settings")
+    if settings is None:
+        from kaskad.delivery.policy import DeliverySettings
+
+        settings = ctx.runtime.extras["delivery_settings"] = DeliverySettings.from_env()
     return getattr(settings, "default_timezone", None) or "UTC"
 
 
