@@ -70,6 +70,19 @@ def test_event_entry_with_policy_once_enters_once(runtime, engine):
     assert len(runs(runtime)) == 1 and texts() == ["cart"]
 
 
+def test_event_entry_dedupes_on_a_bare_property_path(runtime, engine):
+    """``dedupe`` may name a property without the ``properties.`` prefix, whatever its name starts with."""
+    entry = {"kind": "event", "event": "list_joined", "dedupe": "namespace_id"}
+    publish(runtime, flow_doc("lists", [send("mail", "joined {{ event.properties.namespace_id }}"), EXIT],
+                              entry=entry, reentry={"policy": "concurrent"}))
+    ann = contact(runtime, "ann")
+    for namespace in ("n1", "n1", "n2"):
+        add_event(runtime, ann, "list_joined", T0, namespace_id=namespace)
+    engine.drain()
+    assert sorted(texts()) == ["joined n1", "joined n2"]
+    assert sorted(r.dedupe_key for r in runs(runtime)) == [f"{ann}:e:n1", f"{ann}:e:n2"]
+
+
 def test_enroll_api(runtime, engine, api):
     publish(runtime, flow_doc("promo", [send("mail", "promo"), EXIT]))
     for name in ("ann", "bob", "cid", "dan"):
