@@ -34,14 +34,9 @@ class FlowPlan:
         return self.nodes.get(node_id)
 
 
+#: Keyed by (database URL, version id): one process may talk to several databases (tests, tools).
 _cache: dict[tuple[str, int], FlowPlan] = {}
 _lock = threading.RLock()
-
-
-def cache_key(session: Session, version_id: int) -> tuple[str, int]:
-    """Version ids are row ids, so they repeat across databases (two runtimes in one
-    process, one test database after another): the cache is keyed by database too."""
-    return str(session.get_bind().url), version_id
 
 
 def plan_for_version(session: Session, version_id: int) -> FlowPlan:
@@ -58,6 +53,10 @@ def plan_for_version(session: Session, version_id: int) -> FlowPlan:
                 _cache.clear()
             _cache[key] = plan
     return plan
+
+
+def cache_key(session: Session, version_id: int) -> tuple[str, int]:
+    return str(session.get_bind().url), version_id
 
 
 def _load(session: Session, version_id: int) -> FlowPlan:
