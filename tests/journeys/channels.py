@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from kaskad import clock
 from kaskad.channels.settings import config_from_env
 from kaskad.store.engine import transaction
 from kaskad.store.models import Consent, Contact, JourneyRun, MessageEvent, OutboxMessage, RunStep
+
+#: The WhatsApp app secret the tests configure; status webhooks are signed with it.
+APP_SECRET = "wa-app-secret"
 
 
 def configure(runtime, name: str, **env: str) -> None:
@@ -64,3 +71,12 @@ def local_path(runtime, url: str) -> str:
     assert url.startswith(runtime.settings.public_url + "/"), url
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def whatsapp_status(wamid: str, status: str, phone: str, secret: str = APP_SECRET) -> tuple[bytes, dict]:
+    """A WhatsApp Cloud API status webhook body and its X-Hub-Signature-256 header."""
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1055512345"},
+        "statuses": [{"id": wamid, "status": status, "timestamp": str(int(clock.now().timestamp())), "recipient_id": phone}]}}]}]}).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Hub-Signature-256": sig, "Content-Type": "application/json"}

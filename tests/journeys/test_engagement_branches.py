@@ -3,9 +3,6 @@ the open pixel and a signed WhatsApp status webhook then decide which port later
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -23,9 +20,8 @@ from kaskad.testing.fakes.whatsapp_cloud import FakeWhatsAppCloud
 from kaskad_channels.sms.channel import twilio_signature
 
 from ..engine.helpers import T0, flow_doc, publish, runs
-from .channels import add_people, configure, events, local_path, ports, sent_by
+from .channels import APP_SECRET, add_people, configure, events, local_path, ports, sent_by, whatsapp_status
 
-APP_SECRET = "wa-app-secret"
 PEOPLE = {
     "ann": {"email": "ann@example.com", "phone": "+79161110001", "attributes": {"first_name": "Ann"}},
     "bob": {"email": "bob@example.com", "phone": "+79161110002", "attributes": {"first_name": "Bob"}},
@@ -68,15 +64,6 @@ def engine(runtime):
     driver = EngineDriver(runtime)
     yield driver
     driver.close()
-
-
-def whatsapp_status(wamid: str, status: str, phone: str, secret: str = APP_SECRET) -> tuple[bytes, dict]:
-    """A WhatsApp Cloud API status webhook body and its X-Hub-Signature-256 header."""
-    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1055512345"},
-        "statuses": [{"id": wamid, "status": status, "timestamp": str(int(clock.now().timestamp())), "recipient_id": phone}]}}]}]}).encode()
-    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"X-Hub-Signature-256": sig, "Content-Type": "application/json"}
 
 
 def test_sends_for_real_and_engagement_moves_the_branches(runtime, client, providers, engine):
