@@ -66,8 +66,9 @@ def engine(runtime):
     driver.close()
 
 
-def test_sends_for_real_and_engagement_moves_the_branches(runtime, client, providers, engine):
+def test_sends_for_real_and_engagement_moves_the_branches(runtime, api, providers, engine):
     smtp, twilio, wa = providers
+    client = api.client
     with clock.travel(T0) as now:
         publish(runtime, FLOW)
         ids = add_people(runtime, PEOPLE, consent=("email", "whatsapp", "sms"))
@@ -147,3 +148,8 @@ def test_sends_for_real_and_engagement_moves_the_branches(runtime, client, provi
 
     assert {name[r.contact_id]: r.status for r in runs(runtime)} == {"ann": "exited", "bob": "exited", "cat": "exited"}
     assert len(smtp.messages) == 3 and len(wa.sent) == 2 and len(twilio.sent) == 1  # nothing sent twice
+    stats = api.get("/api/v1/flows/offer-branches/stats", role="marketer").json()
+    assert stats["exited"] == 3 and stats["failed"] == 0
+    assert stats["nodes"]["opened"]["ports"] == {"case:0": 1, "else": 2}
+    assert stats["nodes"]["read"]["ports"] == {"case:0": 1, "else": 1}
+    assert stats["nodes"]["sms"]["entered"] == 1
