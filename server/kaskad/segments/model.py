@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import Meta
@@ -57,12 +57,17 @@ class Bought(Cond, tag_field="kind", tag="bought"):
 
 
 class Performed(Cond, tag_field="kind", tag="event"):
-    """Performed event ``name`` at least ``min`` / at most ``max`` times."""
+    """Performed event ``name`` at least ``min`` / at most ``max`` times, counting only events
+    whose properties match ``where`` (see :mod:`kaskad.segments.where`)."""
 
     name: Annotated[str, Meta(min_length=1)]
     min: Annotated[int, Meta(ge=0)] = 1
     max: Annotated[int, Meta(ge=0)] | None = None
     within_days: Annotated[int, Meta(ge=1)] | None = None
+    where: Annotated[
+        dict[str, Any],
+        Meta(description="property path -> literal (equality) or one of {eq, ne, gt, gte, lt, lte, in, not_in, exists, contains}"),
+    ] | None = None
 
 
 class InSegment(Cond, tag_field="kind", tag="segment"):
