@@ -69,11 +69,13 @@ class Compiled:
     joins: list = field(default_factory=list)  # (selectable, on-clause), LEFT OUTER
     nodes: list[Node] = field(default_factory=list)
 
-    def select(self, *columns) -> Any:
+    def select(self, *columns, filtered: bool = True) -> Any:
+        """``SELECT columns`` (default ``contacts.id``) of the members, or of everyone with ``filtered=False``."""
         frm = Contact.__table__
         for sel, on in self.joins:
             frm = frm.outerjoin(sel, on)
-        return select(*(columns or (Contact.id,))).select_from(frm).where(Contact.erased_at.is_(None), self.where)
+        q = select(*(columns or (Contact.id,))).select_from(frm).where(Contact.erased_at.is_(None))
+        return q.where(self.where) if filtered else q
 
 
 class Compiler:
@@ -135,8 +137,10 @@ class Compiler:
         return false()
 
     def node(self, cond: m.Condition, path: str, seen: tuple[str, ...]) -> ColumnElement:
+        at = len(self.nodes)
+        self.nodes.append(None)  # a parent comes before its children (the root is nodes[0])
         value, truth = self._leaf(cond, path, seen)
-        self.nodes.append(Node(path, type(cond).__struct_config__.tag, value, truth))
+        self.nodes[at] = Node(path, type(cond).__struct_config__.tag, value, truth)
         return truth
 
     def _leaf(self, cond, path, seen) -> tuple[Any, ColumnElement]:
