@@ -105,4 +105,4 @@ def test_roles(api):
 def test_catalog_publishes_the_segment_schema(api):
     schema = api.get("/api/v1/catalog", role="integrator").json()["segment_schema"]
     kinds = {d["properties"]["kind"]["enum"][0] for d in schema["$defs"].values() if "kind" in d.get("properties", {})}
-    assert kinds == {"all", "any", "not", "attribute", "tag", "consent", "orders", "bought", "event", "segment"}
+    assert kinds == {"all", "any", "not", "attribute", "tag", "consent", "orders", "bought", "event", "rfm", "segment"}

@@ -5,14 +5,17 @@ Any role may read; marketer and admin tokens write.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import Parameter
 from sqlalchemy import select
 
 from kaskad import clock, segments
 from kaskad.api.auth import ANY_ROLE, MARKETER
+from kaskad.segments import rfm_snapshots
 from kaskad.segments.definitions import Definitions, SaveResult, canonical
 from kaskad.runtime import Runtime
 from kaskad.store.engine import transaction
@@ -112,4 +115,41 @@ def explain_member(runtime: Runtime, key: str, external_id: str) -> dict[str, An
         return {"contact": external_id, **segments.explain(session, key, cid)}
 
 
-routes = [save_segment, list_segments, export_segment, segment_versions, count_segment, segment_members, explain_member]
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail=f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+@get("/rfm", guards=[ANY_ROLE], sync_to_thread=True, tags=["rfm"])
+def rfm_distribution(runtime: Runtime, day: str | None = None) -> dict[str, Any]:
+    """Contacts per named RFM segment in the latest snapshot (or ``?day=YYYY-MM-DD``), and the snapshot days."""
+    with runtime.sessions() as session:
+        return rfm_snapshots.summary(session, _day(day, "day") if day else None)
+
+
+@get("/rfm/transitions", guards=[ANY_ROLE], sync_to_thread=True, tags=["rfm"])
+def rfm_transitions(runtime: Runtime, from_: str = Parameter(query="from"), to: str = Parameter()) -> dict[str, Any]:
+    """How contacts moved between named segments from one snapshot day to another: ``matrix[from][to]``."""
+    before, after = _day(from_, "from"), _day(to, "to")
+    with runtime.sessions() as session:
+        have = set(rfm_snapshots.days(session))
+        for d, name in ((before, "from"), (after, "to")):
+            if d not in have:
+                raise NotFoundException(f"no RFM snapshot on {d.isoformat()} ({name}); snapshot days: "
+                                        f"{', '.join(x.isoformat() for x in sorted(have)) or 'none yet'}")
+        return {"from": before.isoformat(), "to": after.isoformat(), "matrix": rfm_snapshots.transitions(session, before, after)}
+
+
+@post("/rfm/snapshot", guards=[MARKETER], status_code=200, sync_to_thread=True, tags=["rfm"])
+def rfm_snapshot(runtime: Runtime) -> dict[str, Any]:
+    """Recompute RFM now and replace today's snapshot (the periodic job does this every few hours)."""
+    now = clock.now()
+    with transaction(runtime.sessions) as session:
+        rfm_snapshots.take(session, now)
+        return rfm_snapshots.summary(session, now.date())
+
+
+routes = [save_segment, list_segments, export_segment, segment_versions, count_segment, segment_members, explain_member,
+          rfm_distribution, rfm_transitions, rfm_snapshot]

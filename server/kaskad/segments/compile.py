@@ -26,7 +26,7 @@ from sqlalchemy.sql import ColumnElement
 
 from kaskad.segments import model as m
 from kaskad.segments import where as where_lang
-from kaskad.segments.models import ContactOrderStats
+from kaskad.segments.models import ContactOrderStats, RfmSnapshot
 from kaskad.segments.order_stats import COUNTED, NET
 from kaskad.store.models import Consent, Contact, Event, Order, OrderItem
 
@@ -86,6 +86,7 @@ class Compiler:
         self.nodes: list[Node] = []
         self._stats = None
         self._windows: dict[int, Any] = {}
+        self._rfm_join = None
 
     # ---------------------------------------------------------------- joined aggregates
 
@@ -198,6 +199,8 @@ class Compiler:
             if cond.max is not None:
                 out = and_(out, n <= cond.max)
             return n, out
+        if isinstance(cond, m.Rfm):
+            return self._rfm(cond, path)
         if isinstance(cond, m.InSegment):
             if cond.segment in seen:
                 return None, self.error(f"{path}.segment", f"cycle: {' -> '.join((*seen, cond.segment))}")
@@ -207,6 +210,26 @@ class Compiler:
                 return None, self.error(f"{path}.segment", f"no segment {cond.segment!r}")
             return None, self.node(other.condition, f"{path}<{cond.segment}>", (*seen, cond.segment))
         return None, self.error(path, f"unknown condition {type(cond).__name__}")  # pragma: no cover
+
+    def _rfm(self, cond: m.Rfm, path: str):
+        bounds = [(d, getattr(cond, f"{d}_min"), getattr(cond, f"{d}_max")) for d in "rfm"]
+        if not cond.segments and all(lo is None and hi is None for _, lo, hi in bounds):
+            return None, self.error(path, "give segments or at least one score bound (r_min, f_max, ...)")
+        if self._rfm_join is None:
+            snap = RfmSnapshot
+            sub = (select(snap.contact_id, snap.segment, snap.r, snap.f, snap.m)
+                   .where(snap.taken_on == select(func.max(snap.taken_on)).scalar_subquery(), *self._restrict(snap.contact_id))
+                   .subquery("rfm"))
+            self.joins.append((sub, sub.c.contact_id == Contact.id))
+            self._rfm_join = sub
+        sub = self._rfm_join
+        parts = [sub.c.segment.in_(cond.segments)] if cond.segments else []
+        for d, lo, hi in bounds:
+            if lo is not None:
+                parts.append(sub.c[d] >= lo)
+            if hi is not None:
+                parts.append(sub.c[d] <= hi)
+        return sub.c.segment, and_(*parts)
 
     def _orders(self, cond: m.Orders, path: str):
         if cond.op not in ("exists", "missing") and cond.value is None:

@@ -31,7 +31,7 @@ from kaskad.segments.models import SegmentDefinition, SegmentVersion
 SHIPPED_DIR = Path(__file__).resolve().parents[3] / "flows" / "segments"
 SCHEMA = "kaskad.segment/1"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_LEAVES = {t.__struct_config__.tag: t for t in (m.Attribute, m.Tag, m.Reachable, m.Orders, m.Bought, m.Performed, m.InSegment)}
+_LEAVES = {t.__struct_config__.tag: t for t in (m.Attribute, m.Tag, m.Reachable, m.Orders, m.Bought, m.Performed, m.Rfm, m.InSegment)}
 _KINDS = ", ".join(["all", "any", "not", *_LEAVES])
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _encoder = msgspec.json.Encoder(order="deterministic")

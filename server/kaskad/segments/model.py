@@ -70,6 +70,25 @@ class Performed(Cond, tag_field="kind", tag="event"):
     ] | None = None
 
 
+RfmName = Literal["Champions", "Loyal", "Can't lose them", "At risk", "Potential loyalists", "New", "Promising",
+                  "Need attention", "About to sleep", "Hibernating", "Lost"]
+Score = Annotated[int, Meta(ge=1, le=5)]
+
+
+class Rfm(Cond, tag_field="kind", tag="rfm"):
+    """The contact's RFM in the latest snapshot: one of the named ``segments`` and/or scores within bounds.
+
+    Contacts not scored in that snapshot (no counted order) match nothing."""
+
+    segments: list[RfmName] | None = None
+    r_min: Score | None = None
+    r_max: Score | None = None
+    f_min: Score | None = None
+    f_max: Score | None = None
+    m_min: Score | None = None
+    m_max: Score | None = None
+
+
 class InSegment(Cond, tag_field="kind", tag="segment"):
     segment: Annotated[str, Meta(min_length=1)]
 
@@ -86,7 +105,7 @@ class Not(Cond, tag_field="kind", tag="not"):
     condition: Condition
 
 
-Condition = Union[Attribute, Tag, Reachable, Orders, Bought, Performed, InSegment, All, Any_, Not]
+Condition = Union[Attribute, Tag, Reachable, Orders, Bought, Performed, Rfm, InSegment, All, Any_, Not]
 
 
 class Segment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
