@@ -8,11 +8,13 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaskad.store.models import Base, Order
+from kaskad.store.models import Base, Contact, Order
 from kaskad.store.types import BigIntPK, Money
 
 # Windowed order conditions ("2 orders in the last 30 days") read a range of placed_at.
 ORDERS_PLACED_AT = Index("ix_orders_placed_at", Order.placed_at)
+# Membership tracking re-evaluates contacts whose record changed since its last pass.
+CONTACTS_UPDATED_AT = Index("ix_contacts_updated_at", Contact.updated_at)
 
 
 class ContactOrderStats(Base):
