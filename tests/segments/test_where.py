@@ -50,13 +50,16 @@ def test_literals_and_operators(events):
     assert events({"cart.total": {"lt": 100}}) == {"b"}
     assert events({"cart.total": 120}) == {"a"}
     assert events({"source": {"in": ["app", "web"]}}) == {"a", "b"}
-    assert events({"source": {"not_in": ["app"]}}) == {"b", "c", "d"}
+    assert events({"source": {"not_in": ["app"]}}) == {"b"}  # a missing property satisfies neither in nor not_in
     assert events({"cart": {"exists": True}}) == {"a", "b", "c"}
     assert events({"cart.total": {"exists": False}}) == {"d"}
     assert events({"items": {"contains": "SKU-1"}}) == {"a"}
     assert events({"items": {"contains": "SKU"}}) == set()  # an array holds whole elements
     assert events({"note": {"contains": "mum"}}) == {"a"}  # a string holds substrings
     assert events({"cart.currency": {"gt": "EUR"}}) == {"b"}
+    assert events({"cart": {"contains": "currency"}}) == {"a", "b"}  # an object holds keys
+    assert events({"items.0": "SKU-3"}) == {"b"}  # a numeric part indexes a list
+    assert events({"properties.source": "web"}) == {"b"}
 
 
 def test_bad_filters_name_the_path():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kaskad import periodic
-from kaskad.segments import membership, rfm_snapshots
+from kaskad.segments import membership, rfm_snapshots, trigger_jobs
 from kaskad.store.engine import transaction
 
 #: RFM is recomputed this often; the day's snapshot is replaced each time.
@@ -33,3 +33,16 @@ def membership_job(runtime, now: datetime) -> None:
 def full_pass_job(runtime, now: datetime) -> None:
     with transaction(runtime.sessions) as session:
         membership.full_passes(session, now)
+
+
+def _trigger_job(fn):
+    def job(runtime, now: datetime) -> None:
+        with transaction(runtime.sessions) as session:
+            fn(session, runtime, now)
+
+    return job
+
+
+# one job per entry kind, so a slow kind (replenishment) never delays a fast one (abandoned carts)
+for _kind, (_fn, _seconds) in trigger_jobs.KINDS.items():
+    periodic.every(_seconds, name=f"segments.trigger.{_kind}")(_trigger_job(_fn))

@@ -6,11 +6,17 @@ object with exactly one key::
     {"cart.total": {"gte": 50}, "source": "app", "items": {"contains": "SKU-1"}}
 
 Operators: ``eq``, ``ne`` (also true when the property is missing), ``gt``,
-``gte``, ``lt``, ``lte`` (numbers compare as numbers, strings as strings),
-``in`` / ``not_in`` (a list; ``not_in`` is also true when missing), ``exists``
-(true/false), ``contains`` (an array holding the element, or a string holding
-the substring). A literal ``null`` means "missing or null". Numbers match JSON
-numbers and numeric strings (``"12.50"``), so amounts sent as strings compare.
+``gte``, ``lt``, ``lte`` (numbers compare as numbers, strings as text),
+``in`` / ``not_in`` (a list; a missing property satisfies neither), ``exists``
+(true/false), ``contains`` (an array holding the element, a string holding
+the substring, an object holding the key). A literal ``null`` means "missing or
+null". Numbers match JSON numbers and numeric strings (``"12.50"``), so amounts
+sent as strings compare; ``true``/``false`` match only JSON booleans. A numeric
+path part indexes a list (``items.0.sku``); a leading ``properties.`` is ignored.
+
+These are the semantics of the engine's in-memory matcher for the same language,
+compiled to SQL; one difference: two strings compare as text here, where the
+engine compares two ISO dates of different precision as dates.
 """
 
 from __future__ import annotations
@@ -127,7 +133,8 @@ def _pg_contains(element, compiler, **kw):
     col, path, array, needle = [compiler.process(c, **kw) for c in element.clauses]
     v = f"({col} #> CAST({path} AS TEXT[]))"
     return (f"(CASE jsonb_typeof({v}) WHEN 'array' THEN {v} @> CAST({array} AS JSONB) "
-            f"WHEN 'string' THEN strpos({v} #>> '{{}}', CAST({needle} AS TEXT)) > 0 ELSE false END)")
+            f"WHEN 'string' THEN strpos({v} #>> '{{}}', CAST({needle} AS TEXT)) > 0 "
+            f"WHEN 'object' THEN jsonb_exists({v}, CAST({needle} AS TEXT)) ELSE false END)")
 
 
 # On SQLite the path parameter is a JSON path string such as '$."cart"."total"'.
@@ -162,7 +169,9 @@ def _lite_contains(element, compiler, **kw):
     col, path, _, needle = [compiler.process(c, **kw) for c in element.clauses]
     return (f"(CASE json_type({col}, {path}) "
             f"WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each({col}, {path}) AS je WHERE je.value = {needle}) "
-            f"WHEN 'text' THEN instr(json_extract({col}, {path}), CAST({needle} AS TEXT)) > 0 ELSE 0 END)")
+            f"WHEN 'text' THEN instr(json_extract({col}, {path}), CAST({needle} AS TEXT)) > 0 "
+            f"WHEN 'object' THEN EXISTS (SELECT 1 FROM json_each({col}, {path}) AS je WHERE je.key = CAST({needle} AS TEXT)) "
+            f"ELSE 0 END)")
 
 
 class Accessor:
@@ -174,9 +183,11 @@ class Accessor:
 
     def _path(self, prop: str):
         parts = prop.split(".")
-        if self.dialect == "postgresql":
+        if parts[0] == "properties" and len(parts) > 1:
+            parts = parts[1:]
+        if self.dialect == "postgresql":  # a numeric element indexes an array in a text[] path too
             return literal("{" + ",".join('"' + p.replace('\\', '\\\\').replace('"', '\\"') + '"' for p in parts) + "}")
-        return literal("$" + "".join('."' + p.replace('"', '\\"') + '"' for p in parts))
+        return literal("$" + "".join(f"[{p}]" if p.isdigit() else '."' + p.replace('"', '\\"') + '"' for p in parts))
 
     def text(self, prop):
         return json_text(self.column, self._path(prop))
@@ -213,7 +224,7 @@ def _one(acc: Accessor, prop: str, op: str, value: Any) -> ColumnElement:
         return acc.contains(prop, value)
     if op in ("in", "not_in"):
         expr = acc.typed(prop, value[0])
-        return expr.in_(value) if op == "in" else or_(expr.is_(None), expr.not_in(value))
+        return expr.in_(value) if op == "in" else and_(expr.is_not(None), expr.not_in(value))
     if value is None:
         missing = acc.text(prop).is_(None)
         return missing if op == "eq" else not_(missing) if op == "ne" else false()
