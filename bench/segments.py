@@ -3,19 +3,21 @@
     .venv/bin/python bench/segments.py [--contacts 1000000] [--orders 10000000]
 
 Starts its own PostgreSQL, generates data with generate_series, prints figures.
+Orders are spread over two years in id order (as a live shop's orders arrive) with
+random contacts and amounts; every 50th is refunded.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, text
 
 from kaskad import segments
 from kaskad.migrations import upgrade
-from kaskad.segments import order_stats, rfm
+from kaskad.segments import membership, order_stats, rfm, rfm_snapshots
 from kaskad.store.engine import make_engine, make_sessionmaker, transaction
 from kaskad.testing.servers import PostgresServer
 
@@ -40,7 +42,7 @@ def main() -> None:
                 "INSERT INTO orders (external_id, contact_id, status, amount, refunded_amount, currency, placed_at, attributes) "
                 "SELECT 'o' || g, 1 + (hashint8(g) & 2147483647) % :n, CASE WHEN g % 50 = 0 THEN 'refunded' ELSE 'paid' END, "
                 "(hashint8(g * 7) & 65535) / 100.0, 0, 'EUR', "
-                "timestamptz '2026-06-01' - ((hashint8(g * 13) & 2147483647) % (730 * 86400)) * interval '1 second', '{}'::jsonb "
+                "timestamptz '2026-06-01' - ((:m - g) * (730.0 * 86400 / :m)) * interval '1 second', '{}'::jsonb "
                 "FROM generate_series(1, :m) g"), {"n": a.contacts, "m": a.orders})
         print(f"generated {a.contacts:,} contacts, {a.orders:,} orders in {time.perf_counter() - t:.1f} s")
         sessions = make_sessionmaker(engine)
@@ -72,9 +74,18 @@ def main() -> None:
             q = rfm.scores_query().subquery()
             n = s.execute(select(func.count()).select_from(q)).scalar_one()
             print(f"RFM scores for {n:,} contacts (server-side, counted) in {time.perf_counter() - t:.2f} s")
+        with transaction(sessions) as s:
             t = time.perf_counter()
-            scored = rfm.compute(s)
-            print(f"RFM compute() fetching {len(scored):,} rows into Python in {time.perf_counter() - t:.2f} s")
+            n = rfm_snapshots.take(s, NOW)
+            print(f"RFM recompute + dated snapshot of {n:,} contacts (the periodic job) in {time.perf_counter() - t:.2f} s")
+        with transaction(sessions) as s:
+            t = time.perf_counter()
+            membership.full_pass(s, "sleeping-90d", NOW)
+            print(f"membership full pass sleeping-90d (first: records the population) in {time.perf_counter() - t:.2f} s")
+        with transaction(sessions) as s:
+            t = time.perf_counter()
+            entered, exited = membership.full_pass(s, "sleeping-90d", NOW + timedelta(days=1))
+            print(f"membership full pass one day later: {entered:,} entered, {exited:,} exited in {time.perf_counter() - t:.2f} s")
         engine.dispose()
     finally:
         server.stop()

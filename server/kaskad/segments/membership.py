@@ -96,15 +96,16 @@ def apply(session: Session, key: str, evaluated: Iterable[int], members: set[int
 def full_pass(session: Session, key: str, now: datetime) -> tuple[int, int]:
     """Re-evaluate every contact for ``key`` in two set-based statements; returns (entered, exited)."""
     loud = _baselined(session, key, now)
-    q = segments._compiled(session, key, now).select().subquery()
+    compiled = segments._compiled(session, key, now)
+    q = compiled.select().subquery()
     have = exists().where(SegmentMembership.segment == key, SegmentMembership.contact_id == q.c.id)
     ins = insert_for(session, SegmentMembership).from_select(
         ["segment", "contact_id", "entered_at"], select(literal(key), q.c.id, literal(now, SegmentMembership.entered_at.type)).where(~have)
     ).returning(SegmentMembership.contact_id)
     entered = list(session.scalars(ins))
-    gone = delete(SegmentMembership).where(
-        SegmentMembership.segment == key, SegmentMembership.contact_id.not_in(select(q.c.id))
-    ).returning(SegmentMembership.contact_id)
+    # NOT EXISTS (an anti-join), not NOT IN: PostgreSQL hashes NOT IN only while it fits in work_mem
+    still = compiled.select().where(Contact.id == SegmentMembership.contact_id).exists()
+    gone = delete(SegmentMembership).where(SegmentMembership.segment == key, ~still).returning(SegmentMembership.contact_id)
     exited = list(session.scalars(gone))
     if loud:
         _emit(session, key, ENTERED, entered, now)
