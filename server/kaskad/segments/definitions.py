@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +63,16 @@ def shipped() -> dict[str, m.Segment]:
     return _shipped
 
 
+def _choices(struct: type, field: str) -> list:
+    """The allowed values of a Literal field (for "Invalid enum value" messages)."""
+    def literals(t):
+        if typing.get_origin(t) is typing.Literal:
+            return list(typing.get_args(t))
+        return [v for a in typing.get_args(t) for v in literals(a)]
+
+    return literals(typing.get_type_hints(struct, include_extras=True).get(field, type(None)))
+
+
 def _structure(node: Any, path: str, errors: list[tuple[str, str]]) -> None:
     """Collect every structural error of a condition tree (msgspec alone stops at the first)."""
     if not isinstance(node, dict):
@@ -85,7 +96,11 @@ def _structure(node: Any, path: str, errors: list[tuple[str, str]]) -> None:
             msgspec.convert(node, _LEAVES[kind])
         except msgspec.ValidationError as exc:
             hit = _AT.match(str(exc))
-            errors.append((path + (hit.group("path") or ""), hit.group("msg")))
+            where, msg = hit.group("path") or "", hit.group("msg")
+            choices = _choices(_LEAVES[kind], where.lstrip("."))
+            if msg.startswith("Invalid enum value") and choices:
+                msg += f"; one of {', '.join(map(repr, choices))}"
+            errors.append((path + where, msg))
     else:
         errors.append((f"{path}.kind", f"unknown condition kind {kind!r}; one of {_KINDS}"))
 
