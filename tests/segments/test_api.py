@@ -106,3 +106,12 @@ def test_catalog_publishes_the_segment_schema(api):
     schema = api.get("/api/v1/catalog", role="integrator").json()["segment_schema"]
     kinds = {d["properties"]["kind"]["enum"][0] for d in schema["$defs"].values() if "kind" in d.get("properties", {})}
     assert kinds == {"all", "any", "not", "attribute", "tag", "consent", "orders", "bought", "event", "rfm", "segment"}
+
+
+def test_get_sees_stored_definitions_with_a_session(api, runtime):
+    from kaskad import segments
+
+    api.post("/api/v1/segments", json={"key": "stored-one", "name": "s", "condition": {"kind": "tag", "tag": "vip"}})
+    with runtime.sessions() as s:
+        assert segments.get("stored-one", s).name == "s"
+        assert segments.get("sleeping-90d").key == "sleeping-90d"  # shipped, no session needed

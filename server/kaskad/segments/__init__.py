@@ -19,7 +19,7 @@ from kaskad.segments.definitions import DEFINED, Definitions, shipped
 from kaskad.segments.model import Segment, decode
 from kaskad.store.models import Contact
 
-__all__ = ["Segment", "SegmentError", "define", "count", "members_among", "members", "explain", "decode", "Definitions"]
+__all__ = ["Segment", "SegmentError", "define", "get", "count", "members_among", "members", "explain", "decode", "Definitions"]
 
 
 def define(segment: Segment) -> Segment:
@@ -28,6 +28,16 @@ def define(segment: Segment) -> Segment:
     compile_segment(segment, now=clock.now(), resolve=resolve)  # raises SegmentError
     DEFINED[segment.key] = segment
     return segment
+
+
+def get(key: str, session: Session | None = None) -> Segment:
+    """The current definition of ``key`` (KeyError when there is none). Without a session only
+    in-process and shipped definitions are seen; pass one to see stored definitions too."""
+    if session is not None:
+        return Definitions(session).get(key)
+    if key in DEFINED:
+        return DEFINED[key]
+    return shipped()[key]
 
 
 def _compiled(session: Session, key: str, now: datetime | None, among=None):
