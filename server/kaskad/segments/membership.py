@@ -143,6 +143,8 @@ def incremental_pass(session: Session, now: datetime) -> dict[str, tuple[int, in
     if not touched:
         return out
     for key in Definitions(session).keys():
+        if not _baselined(session, key):
+            continue  # waits for its first full pass
         members = segments.members_among(session, key, touched, now=now)
         entered, exited = apply(session, key, touched, members, now)
         out[key] = (len(entered), len(exited))

@@ -67,7 +67,8 @@ def enroll(session: Session, runtime, flow_key: str, contact_ids: Sequence[int],
 
 
 def _days(duration: str) -> int:
-    return parse_duration(duration).approx().days if not duration.startswith("-") else -parse_duration(duration[1:]).approx().days
+    """Whole days of a date offset such as ``-P3D`` (a date trigger moves by days)."""
+    return round(parse_duration(duration).approx().total_seconds() / 86400)
 
 
 def date_flows(session: Session, runtime, now: datetime) -> int:
