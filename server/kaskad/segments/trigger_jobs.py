@@ -27,7 +27,7 @@ from kaskad.segments.membership import _state
 from kaskad.store.models import Event, Flow, FlowVersion
 
 log = logging.getLogger(__name__)
-_decoded: dict[int, model.Flow] = {}
+_decoded: dict[str, model.Flow] = {}
 
 
 class EngineMissing(RuntimeError):
@@ -39,13 +39,13 @@ def published(session: Session, entry_type: type) -> list[tuple[str, FlowVersion
     q = select(Flow.key, FlowVersion).join(FlowVersion, (FlowVersion.flow_id == Flow.id) & (FlowVersion.version == Flow.current_version))
     out = []
     for key, v in session.execute(q):
-        if v.id not in _decoded:
+        if v.document not in _decoded:  # keyed by the text: ids are per database, documents are what they are
             try:
-                _decoded[v.id] = decode_stored(v.document)  # published versions never change
+                _decoded[v.document] = decode_stored(v.document)
             except Exception:  # noqa: BLE001 - a version that no longer decodes enrolls nobody
                 log.exception("published flow %s version %s does not decode", key, v.version)
                 continue
-        entry = _decoded[v.id].entry
+        entry = _decoded[v.document].entry
         if isinstance(entry, entry_type):
             out.append((key, v, entry))
     return out
