@@ -59,12 +59,15 @@ class SegmentVersion(Base):
 
 
 class RfmSnapshot(Base):
-    """A contact's RFM scores on one day (one snapshot per day, replaced while the day lasts)."""
+    """A contact's RFM scores on one day (one snapshot per day, replaced while the day lasts).
+
+    History, written a million rows at a time: no foreign key and no index beyond the
+    primary key, whose ``taken_on`` prefix is what every read uses.
+    """
 
     __tablename__ = "rfm_snapshots"
-    __table_args__ = (Index("ix_rfm_snapshots_day_segment", "taken_on", "segment"),)
     taken_on: Mapped[date] = mapped_column(Date, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     r: Mapped[int] = mapped_column(SmallInteger)
     f: Mapped[int] = mapped_column(SmallInteger)
     m: Mapped[int] = mapped_column(SmallInteger)
