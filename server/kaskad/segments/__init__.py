@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from kaskad import clock
@@ -40,7 +40,15 @@ def get(key: str, session: Session | None = None) -> Segment:
     return shipped()[key]
 
 
+#: Per-query memory for a whole-base segment query on PostgreSQL: the per-contact
+#: aggregates of a windowed condition hash a few hundred thousand groups, which spill
+#: to disk at PostgreSQL's default 4MB (measured: 21 batches, a third slower).
+WORK_MEM = "64MB"
+
+
 def _compiled(session: Session, key: str, now: datetime | None, among=None):
+    if among is None and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))  # this transaction only
     defs = Definitions(session)
     try:
         segment = defs.get(key)
