@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "kaskad.wallet.models",
     "kaskad.loyalty.models",
     "kaskad.segments.models",
+    "kaskad.engine.models",
 ]
 
 for _name in MODEL_MODULES:
