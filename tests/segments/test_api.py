@@ -63,14 +63,14 @@ def test_save_version_count_members_explain(api):
 
 def test_paging_and_shipped_segments(api):
     _feed(api)
-    seg = {"key": "buyers", "name": "bought", "condition": {"kind": "orders", "measure": "count", "op": "gte", "value": 1}}
+    seg = {"key": "buyers-api", "name": "bought", "condition": {"kind": "orders", "measure": "count", "op": "gte", "value": 1}}
     api.post("/api/v1/segments", json=seg)
-    first = api.get("/api/v1/segments/buyers/members?limit=1").json()
-    second = api.get(f"/api/v1/segments/buyers/members?limit=1&cursor={first['next_cursor']}").json()
+    first = api.get("/api/v1/segments/buyers-api/members?limit=1").json()
+    second = api.get(f"/api/v1/segments/buyers-api/members?limit=1&cursor={first['next_cursor']}").json()
     assert [m["external_id"] for m in first["members"] + second["members"]] == ["ann", "cid"]
     assert api.get("/api/v1/segments/sleeping-90d/count").json()["count"] == 0
     assert api.get("/api/v1/segments/nope/count").status_code == 404
-    assert api.get("/api/v1/segments/buyers/explain/nobody").status_code == 404
+    assert api.get("/api/v1/segments/buyers-api/explain/nobody").status_code == 404
 
 
 def test_bad_definitions_every_error_with_its_path_nothing_stored(api):
@@ -115,3 +115,11 @@ def test_get_sees_stored_definitions_with_a_session(api, runtime):
     with runtime.sessions() as s:
         assert segments.get("stored-one", s).name == "s"
         assert segments.get("sleeping-90d").key == "sleeping-90d"  # shipped, no session needed
+
+
+def test_a_key_defined_in_code_cannot_be_stored(api):
+    from kaskad import segments
+
+    segments.define(segments.decode(b'{"key": "code-defined", "name": "c", "condition": {"kind": "tag", "tag": "x"}}'))
+    r = api.post("/api/v1/segments", json={"key": "code-defined", "name": "s", "condition": {"kind": "tag", "tag": "y"}})
+    assert r.status_code == 422 and r.json()["extra"]["errors"][0]["path"] == "$.key"

@@ -6,15 +6,17 @@
   all reported, each with its path (``$.condition.conditions[1].value``).
 - There are no drafts: a segment is a query, not a journey, and a stored
   version is immediately what counts and triggers use.
-- A key is looked up in this order: stored definitions, those registered in
-  process with :func:`kaskad.segments.define`, then the shipped files in
-  ``flows/segments/*.json``. A shipped segment is a read-only built-in until a
-  definition with the same key is stored, which then takes its place.
+- A key is looked up in this order: those registered in process with
+  :func:`kaskad.segments.define` (code: tests, plugins; such a key cannot be
+  stored), stored definitions, then the shipped files in ``flows/segments/*.json``.
+  A shipped segment is a read-only built-in until a definition with the same key
+  is stored, which then takes its place.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +38,11 @@ _LEAVES = {t.__struct_config__.tag: t for t in (m.Attribute, m.Tag, m.Reachable,
 _KINDS = ", ".join(["all", "any", "not", *_LEAVES])
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _encoder = msgspec.json.Encoder(order="deterministic")
+
+#: Stored definitions are read again after this many seconds: a version saved in another
+#: process applies there within this time (in the saving process at once).
+STORED_TTL = 5.0
+_STORED: dict[tuple[str, str], tuple[float, str | None]] = {}
 
 #: registered in process (tests, plugins) by :func:`kaskad.segments.define`
 DEFINED: dict[str, m.Segment] = {}
@@ -157,14 +164,29 @@ class Definitions:
             SegmentVersion.segment_id == row.id, SegmentVersion.version == (version or row.current_version))).one_or_none()
         return (row, v) if v is not None else None
 
+    def _current_document(self, key: str) -> str | None:
+        """The stored current document of ``key``, through a short per-process cache: the engine
+        asks for a segment in every branch batch, and a lookup there is one query per batch."""
+        ck = (str(self.session.get_bind().url), key)
+        hit = _STORED.get(ck)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        doc = self.session.scalar(
+            select(SegmentVersion.document)
+            .join(SegmentDefinition, SegmentDefinition.id == SegmentVersion.segment_id)
+            .where(SegmentDefinition.key == key, SegmentVersion.version == SegmentDefinition.current_version)
+        )
+        _STORED[ck] = (time.monotonic() + STORED_TTL, doc)
+        return doc
+
     def get(self, key: str) -> m.Segment:
         """The current definition of ``key``; KeyError when there is none."""
         if key not in self._cache:
-            hit = self.stored(key)
-            if hit is not None:
-                self._cache[key] = m.decode(hit[1].document)
-            elif key in DEFINED:
+            doc = None if key in DEFINED else self._current_document(key)
+            if key in DEFINED:
                 self._cache[key] = DEFINED[key]
+            elif doc is not None:
+                self._cache[key] = m.decode(doc)
             else:
                 self._cache[key] = shipped()[key]
         return self._cache[key]
@@ -176,6 +198,8 @@ class Definitions:
     def save(self, document: bytes | str | dict, author: str | None = None) -> SaveResult:
         """Store a new version if the document is valid and differs; raises :class:`SegmentError` with every error."""
         segment, errors = check(document, self.get)
+        if segment is not None and segment.key in DEFINED:
+            errors = [("$.key", f"{segment.key!r} is defined in code (a plugin); choose another key")]
         if errors:
             raise SegmentError(errors[0][0], errors[0][1], errors)
         text = canonical(segment)
@@ -200,6 +224,7 @@ class Definitions:
                                         created_by=author))
         self.session.flush()
         self._cache.pop(segment.key, None)
+        _STORED.pop((str(self.session.get_bind().url), segment.key), None)
         return SaveResult(key=segment.key, version=row.current_version, changed=True)
 
     def listing(self) -> list[dict[str, Any]]:
@@ -207,7 +232,7 @@ class Definitions:
         out = []
         for key in self.keys():
             r = rows.get(key)
-            source = "stored" if r else "defined" if key in DEFINED else "shipped"
+            source = "defined" if key in DEFINED else "stored" if r else "shipped"
             out.append({"key": key, "name": r.name if r else self.get(key).name, "source": source,
                         "version": r.current_version if r else None, "updated_at": r.updated_at if r else None})
         return out
