@@ -44,9 +44,8 @@ def segment_name(r: int, f: int, m: int) -> str:
     raise AssertionError((r, f, m))  # the table covers every (r, f)
 
 
-def _quintile(col, *, desc=False):
+def _quintile(col, n, *, desc=False):
     order = col.desc() if desc else col
-    n = func.count().over()
     return 1 + (5 * (func.rank().over(order_by=order) - 1)) / n
 
 
@@ -66,6 +65,9 @@ def scores_query(*, thresholds: dict[str, list[float]] | None = None, now: datet
         # spends must tie exactly to share a score
         func.round(st.spend, 4).label("spend"),
     ).subquery()
+    # n once, not COUNT(*) OVER () beside each RANK(): that window keeps a frame of all
+    # rows per row, which spilled to disk and took most of the time at a million contacts
+    n = select(func.count()).select_from(ContactOrderStats).scalar_subquery()
     if "recency" in thresholds:
         if now is None:
             raise ValueError("recency thresholds need now")
@@ -73,9 +75,9 @@ def scores_query(*, thresholds: dict[str, list[float]] | None = None, now: datet
         cut = [now - timedelta(days=b) for b in thresholds["recency"]]
         r = case(*[(base.c.last_at >= c, 5 - i) for i, c in enumerate(cut)], else_=literal(1))
     else:
-        r = _quintile(base.c.last_at)
-    f = _thresholds(base.c.orders, thresholds["frequency"]) if "frequency" in thresholds else _quintile(base.c.orders)
-    m = _thresholds(base.c.spend, thresholds["monetary"]) if "monetary" in thresholds else _quintile(base.c.spend)
+        r = _quintile(base.c.last_at, n)
+    f = _thresholds(base.c.orders, thresholds["frequency"]) if "frequency" in thresholds else _quintile(base.c.orders, n)
+    m = _thresholds(base.c.spend, thresholds["monetary"]) if "monetary" in thresholds else _quintile(base.c.spend, n)
     return select(base.c.contact_id, r.label("r"), f.label("f"), m.label("m"), base.c.last_at, base.c.orders, base.c.spend)
 
 

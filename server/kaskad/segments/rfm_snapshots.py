@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, extract, func, literal, select
+from sqlalchemy import and_, case, delete, extract, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from kaskad.segments import rfm
@@ -30,6 +30,9 @@ def _named(r, f, m):
 def take(session: Session, now: datetime, *, thresholds: dict | None = None) -> int:
     """Score every contact now and store it as the snapshot of ``now``'s day; returns how many were scored."""
     day = now.date()
+    if session.get_bind().dialect.name == "postgresql":
+        # three sorts of a million rows each: in memory rather than merged on disk (measured: half the time)
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
     scores = rfm.scores_query(thresholds=thresholds, now=now).subquery()
     session.execute(delete(RfmSnapshot).where(RfmSnapshot.taken_on == day))
     src = select(literal(day).label("taken_on"), scores.c.contact_id, scores.c.r, scores.c.f, scores.c.m,
