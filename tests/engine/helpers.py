@@ -42,12 +42,17 @@ def add_event(runtime, contact_id: int, name: str, at: datetime, **properties: A
         s.add(Event(contact_id=contact_id, name=name, occurred_at=at, properties=properties))
 
 
-def runs(runtime, **where: Any) -> list[JourneyRun]:
+def rows(runtime, model, **where: Any) -> list:
+    """Rows of ``model`` whose columns equal ``where``, by id."""
     with runtime.sessions() as s:
-        q = select(JourneyRun).order_by(JourneyRun.id)
+        q = select(model).order_by(model.id)
         for k, v in where.items():
-            q = q.where(getattr(JourneyRun, k) == v)
+            q = q.where(getattr(model, k) == v)
         return list(s.scalars(q))
+
+
+def runs(runtime, **where: Any) -> list[JourneyRun]:
+    return rows(runtime, JourneyRun, **where)
 
 
 def statuses(runtime) -> dict[str, int]:
@@ -56,8 +61,4 @@ def statuses(runtime) -> dict[str, int]:
 
 
 def outbox(runtime, **where: Any) -> list[OutboxMessage]:
-    with runtime.sessions() as s:
-        q = select(OutboxMessage).order_by(OutboxMessage.id)
-        for k, v in where.items():
-            q = q.where(getattr(OutboxMessage, k) == v)
-        return list(s.scalars(q))
+    return rows(runtime, OutboxMessage, **where)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kaskad import clock
 from kaskad.engine.counts import add_counts
 from kaskad.engine.plan import FlowPlan, plan_for_version
-from kaskad.store.bulk import bulk_insert, bulk_update
+from kaskad.store.bulk import among, bulk_insert, bulk_update
 from kaskad.store.engine import transaction
 from kaskad.store.models import Contact, JourneyRun, RunStep
 
@@ -153,7 +153,7 @@ def handler_for(node: Any) -> Handler | None:
 def load_contacts(session: Session, ids: set[int]) -> dict[int, dict]:
     rows = session.execute(
         select(Contact.id, Contact.external_id, Contact.email, Contact.phone, Contact.timezone, Contact.attributes,
-               Contact.tags, Contact.erased_at).where(Contact.id.in_(ids))
+               Contact.tags, Contact.erased_at).where(among(session, Contact.id, ids))
     )
     return {
         r.id: {"id": r.id, "external_id": r.external_id, "email": r.email, "phone": r.phone, "timezone": r.timezone,
@@ -197,7 +197,7 @@ def walk(ctx: BatchContext, runs: list[Run]) -> None:
 def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
     q = select(JourneyRun.id, JourneyRun.flow_id, JourneyRun.flow_version_id, JourneyRun.contact_id, JourneyRun.node_id,
                JourneyRun.entered_at, JourneyRun.attempts, JourneyRun.context).where(
-        JourneyRun.id.in_(ids), JourneyRun.status == "claimed", JourneyRun.claim == token)
+        among(session, JourneyRun.id, ids), JourneyRun.status == "claimed", JourneyRun.claim == token)
     if session.get_bind().dialect.name == "postgresql":
         q = q.order_by(JourneyRun.id).with_for_update()
     return [Run(id=r.id, flow_id=r.flow_id, version_id=r.flow_version_id, contact_id=r.contact_id, node_id=r.node_id,
@@ -242,6 +242,7 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
     from kaskad.engine.send import deliver
 
     delivered: set[int] = set()
+    contacts: dict[int, dict] = {}
     steps = 0
     ids = list(run_ids)
     while ids:
@@ -250,8 +251,13 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             runs = _lock_runs(session, ids, token)
             if not runs:
                 return steps
-            ctx = BatchContext(session=session, runtime=runtime, now=clock.now(),
-                               contacts=load_contacts(session, {r.contact_id for r in runs}), delivered=delivered)
+            # After a send the same contacts go on: read each contact once per call
+            # (an update node re-reads its contacts under lock before writing).
+            missing = {r.contact_id for r in runs} - contacts.keys()
+            if missing:
+                contacts.update(load_contacts(session, missing))
+            ctx = BatchContext(session=session, runtime=runtime, now=clock.now(), contacts=contacts,
+                               delivered=delivered)
             walk(ctx, runs)
             more = save(ctx, runs, hold)
             steps += sum(1 for s in ctx.steps if s["outcome"] == "passed")

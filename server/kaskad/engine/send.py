@@ -36,7 +36,7 @@ from kaskad.engine.plan import FlowPlan
 from kaskad.engine.render import render_context
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
-from kaskad.store.bulk import bulk_insert, bulk_update
+from kaskad.store.bulk import among, bulk_insert, bulk_update
 from kaskad.store.engine import transaction
 from kaskad.store.models import MessageEvent, OutboxMessage
 
@@ -115,7 +115,7 @@ def _send_message(ctx: BatchContext, plan: FlowPlan, node: model.SendNode, m: in
     rows = {} if ctx.dry_run else {
         r.key: r for r in ctx.session.execute(
             select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.status, OutboxMessage.error, OutboxMessage.attempts)
-            .where(OutboxMessage.key.in_(list(keys)))
+            .where(among(ctx.session, OutboxMessage.key, list(keys)))
         )
     }
     fresh = [run for key, run in keys.items() if key not in rows]
@@ -183,7 +183,8 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
         return
     bulk_insert(ctx.session, OutboxMessage.__table__, rows, on_conflict_nothing=True)
     # Read the ids back by key: a row another process wrote first is the one that counts.
-    ids = dict(ctx.session.execute(select(OutboxMessage.key, OutboxMessage.id).where(OutboxMessage.key.in_(list(by_key)))).all())
+    ids = dict(ctx.session.execute(
+        select(OutboxMessage.key, OutboxMessage.id).where(among(ctx.session, OutboxMessage.key, list(by_key)))).all())
     for key, (run, action, info) in by_key.items():
         if action == "skip":
             _settled(ctx, run, node, m, f"skipped: {info}")
@@ -234,16 +235,17 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
     """Hand pending outbox rows to their channels: mark ``sending``, call, record the result."""
     from kaskad import clock
 
+    # One statement claims the rows: only those still pending (a duplicate batch
+    # message, or a concurrent retry, finds nothing left to send).
+    t = OutboxMessage.__table__
     with transaction(runtime.sessions) as session:
-        q = select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.channel, OutboxMessage.payload,
-                   OutboxMessage.attempts).where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.status == "pending")
-        if session.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = session.execute(q).all()
-        if not rows:
-            return
-        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]))
-                        .values(status="sending", attempts=OutboxMessage.attempts + 1))
+        rows = session.execute(
+            update(t).where(among(session, t.c.id, outbox_ids), t.c.status == "pending")
+            .values(status="sending", attempts=t.c.attempts + 1)
+            .returning(t.c.id, t.c.key, t.c.channel, t.c.payload, t.c.attempts)
+        ).all()
+    if not rows:
+        return
     by_channel: dict[str, list] = {}
     for r in rows:
         by_channel.setdefault(r.channel, []).append(r)
@@ -262,7 +264,7 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
         now = clock.now()
         for r, msg in zip(group, messages):
             res = results.get(r.key) or SendResult(key=r.key, status="retry", error=error)
-            attempts = r.attempts + 1
+            attempts = r.attempts
             if res.status == "sent":
                 updates.append({"id": r.id, "status": "sent", "error": None,
                                 "provider_message_id": res.provider_message_id, "cost": _cost(channel, msg),

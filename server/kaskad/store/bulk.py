@@ -66,7 +66,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict], *, on_conf
         names = ", ".join(f"u{i}" for i in range(len(cols)))
         select_list = ", ".join(
             f"u{i}::jsonb" if t.endswith("::jsonb") else f"u{i}" for i, t in enumerate(types))
-        arrays = ", ".join(f"%s::{t.removesuffix('::jsonb')}[]" for t in types)
+        arrays = ", ".join(f"%b::{t.removesuffix('::jsonb')}[]" for t in types)
         sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {select_list} FROM unnest({arrays}) AS t({names})"
                + (" ON CONFLICT DO NOTHING" if on_conflict_nothing else "")
                + (f" RETURNING {', '.join(returning)}" if returning else ""))
@@ -89,7 +89,7 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict], key: str =
     cols = [c for c in rows[0].keys() if c != key]
     if session.get_bind().dialect.name == "postgresql":
         types, params = _arrays(table, [key, *cols], rows)
-        arrays = ", ".join(f"%s::{t.removesuffix('::jsonb')}[]" for t in types)
+        arrays = ", ".join(f"%b::{t.removesuffix('::jsonb')}[]" for t in types)
         sets = ", ".join(
             f"{c} = u.u{i + 1}" + ("::jsonb" if types[i + 1].endswith("::jsonb") else "") for i, c in enumerate(cols))
         names = ", ".join(f"u{i}" for i in range(len(cols) + 1))
@@ -99,3 +99,14 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict], key: str =
         return
     stmt = update(table).where(table.c[key] == bindparam("_k")).values({c: bindparam(f"v_{c}") for c in cols})
     session.execute(stmt, [{**{f"v_{c}": r[c] for c in cols}, "_k": r[key]} for r in rows])
+
+
+def among(session: Session, column, values: Sequence[Any]):
+    """``column IN values`` — on PostgreSQL as ``= ANY(:array)``: one parameter, one cached
+    statement, instead of a placeholder per value for the driver to parse."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import any_
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +48,9 @@ def make_engine(url: str, **kw) -> Engine:
         kw.setdefault("pool_size", 10)
         kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
+    # msgspec decodes JSONB several times faster than the stdlib (the engine reads
+    # every run's context and contact's attributes per batch); same Python values.
+    kw.setdefault("json_deserializer", msgspec.json.decode)
     return create_engine(url, **kw)
 
 

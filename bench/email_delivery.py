@@ -6,7 +6,7 @@ does (List-Unsubscribe headers, click rewriting, open pixel, signed links) in
 batches, and prints what the sink received per second. For comparison it also
 sends with a new SMTP connection per message.
 
-    .venv/bin/python bench/email.py [--messages 10000] [--batch 500] [--pool 8] [--baseline 2000]
+    .venv/bin/python bench/email_delivery.py [--messages 10000] [--batch 500] [--pool 8] [--baseline 2000]
 """
 
 from __future__ import annotations
