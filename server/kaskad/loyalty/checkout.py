@@ -287,34 +287,25 @@ def redeem(session, req: Redeem) -> dict:
         raise LoyaltyError("insufficient_points", f"{left} points more than the balance were asked")
     if plan["spend"] > 0:
         q["points"]["lots"] = [[s["lot"], num(s["part"])] for s in spends]
-    res_id = store.insert_reservation(session, {
-        "key": req.idempotency_key, "contact_id": contact_id, "order_ref": req.order_id, "status": "reserved",
-        "quote": q, "net": plan["net"], "points_spent": plan["spend"], "created_at": now})
+    taken = [(c, Decimal(d["amount"])) for c, d in zip(plan["codes"], plan["discounts"])]
+    taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
+    if plan["referral"] is not None:
+        taken.append((plan["referral"], ZERO))
+    result = {"status": "reserved", **q}
+    res_id = store.write_redeem(session, {
+        "key": req.idempotency_key, "op_key": key, "contact_id": contact_id, "order_ref": req.order_id, "quote": q,
+        "result": result, "net": plan["net"], "points_spent": plan["spend"],
+        "reason": f"checkout {req.idempotency_key}"[:120], "now": now, "spends": spends,
+        "uses": [{"code_id": c.id, "amount": amount} for c, amount in taken],
+        "counted": [{"code_id": c.id, "taken": amount if c.kind == "gift_card" else ZERO}
+                    for c, amount in taken if codes_mod.counted(c)],
+    })
     if res_id is None:  # a first call with this key committed while this one computed
         first = store.stored_result(session, key)
         if first is None:
             raise LoyaltyError("idempotency_conflict", f"reservation key {req.idempotency_key!r} is taken")
         return first
-    result = {"reservation": res_id, "status": "reserved", **q}
-    op_id = store.insert_operation(session, {"key": key, "kind": "redeem", "contact_id": contact_id,
-                                             "result": result, "created_at": now})
-    if spends:
-        reason = f"checkout {req.idempotency_key}"[:120]
-        store.spend_lots(session, spends, [
-            {"contact_id": contact_id, "lot_id": s["lot"], "operation_id": op_id, "kind": "spend", "amount": -s["part"],
-             "reason": reason, "created_at": now} for s in spends])
-    uses, counted = [], []
-    taken = [(c, Decimal(d["amount"])) for c, d in zip(plan["codes"], plan["discounts"])]
-    taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
-    if plan["referral"] is not None:
-        taken.append((plan["referral"], ZERO))
-    for code, amount in taken:
-        uses.append({"code_id": code.id, "contact_id": contact_id, "reservation_id": res_id, "status": "reserved",
-                     "amount": amount, "created_at": now})
-        if codes_mod.counted(code):
-            counted.append({"code_id": code.id, "taken": amount if code.kind == "gift_card" else ZERO})
-    store.use_codes(session, uses, counted)
-    return result
+    return {"reservation": res_id, **result}
 
 
 def _reservation(session, reservation_id: int) -> Reservation:

@@ -16,11 +16,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+import msgspec
+from sqlalchemy import BigInteger, String, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Row
 
 from kaskad.loyalty.models import CodeUse, LedgerEntry, LoyaltyAccount, LoyaltyCode, Operation, PointLot, Reservation
 from kaskad.store.models import Contact
+from kaskad.store.types import UTCDateTime
 
 _accounts, _contacts = LoyaltyAccount.__table__, Contact.__table__
 _codes, _lots, _ops = LoyaltyCode.__table__, PointLot.__table__, Operation.__table__
@@ -138,27 +140,77 @@ def balance(session, contact_id: int, now: datetime) -> Decimal:
     return Decimal(_conn(session).execute(_BALANCE, {"cid": contact_id, "now": now}).scalar())
 
 
-def insert_reservation(session, values: dict) -> int | None:
-    """The new reservation's id, or None when one with this key exists already."""
+def write_redeem(session, r: dict) -> int | None:
+    """Write a checked redeem: the reservation (its unique ``key`` settles two first calls
+    racing), the operation with its ``result`` (plus the reservation id), the spends from
+    each lot with their ledger entries, the code uses and the counted codes' uses and
+    balances. Returns the reservation id, or None when a reservation with this key exists
+    (then nothing was written).
+
+    ``r`` has: key, op_key, contact_id, order_ref, quote, result, net, points_spent, reason, now,
+    spends ``[{"lot", "part"}]``, uses ``[{"code_id", "amount"}]``, counted ``[{"code_id", "taken"}]``.
+    On PostgreSQL this is one statement; elsewhere one per table.
+    """
     conn = _conn(session)
-    return conn.execute(_upserts(conn.dialect.name)["reservation"], values).scalar()
+    if conn.dialect.name == "postgresql":
+        params = {k: r[k] for k in ("key", "op_key", "contact_id", "order_ref", "net", "points_spent", "reason", "now")}
+        params.update(quote=_json(r["quote"]), result=_json(r["result"]), spends=_json(r["spends"]),
+                      uses=_json(r["uses"]), counted=_json(r["counted"]))
+        return conn.execute(_PG_REDEEM, params).scalar()
+    res_id = conn.execute(_upserts(conn.dialect.name)["reservation"], {
+        "key": r["key"], "contact_id": r["contact_id"], "order_ref": r["order_ref"], "status": "reserved",
+        "quote": r["quote"], "net": r["net"], "points_spent": r["points_spent"], "created_at": r["now"]}).scalar()
+    if res_id is None:
+        return None
+    op_id = conn.execute(_OPERATION, {"key": r["op_key"], "kind": "redeem", "contact_id": r["contact_id"],
+                                      "result": {"reservation": res_id, **r["result"]}, "created_at": r["now"]}).scalar_one()
+    if r["spends"]:
+        conn.execute(_SPEND_LOT, r["spends"])
+        conn.execute(_ENTRY, [{"contact_id": r["contact_id"], "lot_id": s["lot"], "operation_id": op_id, "kind": "spend",
+                               "amount": -s["part"], "reason": r["reason"], "created_at": r["now"]} for s in r["spends"]])
+    if r["uses"]:
+        conn.execute(_CODE_USE, [{"code_id": u["code_id"], "contact_id": r["contact_id"], "reservation_id": res_id,
+                                  "status": "reserved", "amount": u["amount"], "created_at": r["now"]} for u in r["uses"]])
+    if r["counted"]:
+        conn.execute(_COUNT_USE, r["counted"])
+    return res_id
 
 
-def insert_operation(session, values: dict) -> int:
-    return _conn(session).execute(_OPERATION, values).scalar_one()
+def _json(value) -> str:
+    return msgspec.json.encode(value).decode()
 
 
-def spend_lots(session, spends: list[dict], entries: list[dict]) -> None:
-    """Take ``part`` from each lot (the CHECK on ``remaining`` is the last guard) and write its entries."""
-    conn = _conn(session)
-    conn.execute(_SPEND_LOT, spends)
-    conn.execute(_ENTRY, entries)
-
-
-def use_codes(session, uses: list[dict], counted: list[dict]) -> None:
-    """Write the code uses; a counted code takes one use (and ``taken`` of a gift card's balance)."""
-    conn = _conn(session)
-    if uses:
-        conn.execute(_CODE_USE, uses)
-    if counted:
-        conn.execute(_COUNT_USE, counted)
+#: The write of :func:`write_redeem` as one PostgreSQL statement. Every step after the
+#: reservation joins ``res``, so a key that exists already writes nothing at all.
+_PG_REDEEM = text("""
+WITH res AS (
+    INSERT INTO loyalty_reservations (key, contact_id, order_ref, status, quote, net, points_spent, points_earned,
+                                      refunded_amount, points_restored, points_reversed, gift_restored, created_at)
+    VALUES (:key, :contact_id, :order_ref, 'reserved', CAST(:quote AS jsonb), :net, :points_spent, 0, 0, 0, 0, 0, :now)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id
+), op AS (
+    INSERT INTO loyalty_operations (key, kind, contact_id, result, created_at)
+    SELECT :op_key, 'redeem', :contact_id, jsonb_build_object('reservation', res.id) || CAST(:result AS jsonb), :now
+    FROM res
+    RETURNING id
+), spent AS (
+    UPDATE loyalty_lots AS lot SET remaining = lot.remaining - s.part
+    FROM jsonb_to_recordset(CAST(:spends AS jsonb)) AS s(lot bigint, part numeric), res
+    WHERE lot.id = s.lot
+    RETURNING lot.id, s.part
+), entries AS (
+    INSERT INTO loyalty_entries (contact_id, lot_id, operation_id, kind, amount, reason, created_at)
+    SELECT :contact_id, spent.id, op.id, 'spend', -spent.part, :reason, :now FROM spent, op
+), uses AS (
+    INSERT INTO loyalty_code_uses (code_id, contact_id, reservation_id, status, amount, created_at)
+    SELECT u.code_id, :contact_id, res.id, 'reserved', u.amount, :now
+    FROM jsonb_to_recordset(CAST(:uses AS jsonb)) AS u(code_id bigint, amount numeric), res
+), counted AS (
+    UPDATE loyalty_codes AS code SET uses = code.uses + 1, balance = code.balance - c.taken
+    FROM jsonb_to_recordset(CAST(:counted AS jsonb)) AS c(code_id bigint, taken numeric), res
+    WHERE code.id = c.code_id
+)
+SELECT id FROM res
+""").bindparams(bindparam("contact_id", type_=BigInteger), bindparam("order_ref", type_=String),
+                bindparam("now", type_=UTCDateTime))
