@@ -170,7 +170,7 @@ def main() -> int:
         print(f"seeded {args.contacts} contacts (2 lots + a personal code each) in {time.perf_counter() - t:.1f}s")
         token = secrets.token_urlsafe(24)
         servers, ports = [], []
-        command = ["kaskad", "serve", "--host", "127.0.0.1", "--workers", str(args.workers)]
+        command = ["kaskad", "serve", "--host", "127.0.0.1"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
         for k in range(args.servers):
             port = free_port()
             env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_ADMIN_TOKEN": token,
