@@ -2,13 +2,24 @@
 
 It is a real channel plugin (registered through the entry point like any
 other) for tests, demos and plugin authors. Every message sent is kept in
-:data:`SENT` and, when ``KASKAD_TEST_CHANNEL_LOG`` names a file, appended to it
-as one JSON line (``O_APPEND`` writes, safe across worker processes).
+:data:`SENT` and, when ``KASKAD_TEST_CHANNEL_LOG`` names a directory, written
+there as one JSON file per message (safe across worker processes).
+
+It behaves like a provider that deduplicates on the message key, as providers
+with idempotency keys do: a key it has accepted before is acknowledged again
+and not recorded twice. Accepting is atomic — the message file is written under
+a temporary name and hard-linked to its key's name, which fails if it exists —
+so a process killed at any instant leaves either the whole record or none. So
+the engine may resend a message whose provider call was interrupted
+(``idempotent = True``), and :func:`read_log` shows what customers received.
+Offers of an already accepted key are appended to ``repeats.jsonl`` there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from typing import Annotated
 
 import msgspec
@@ -24,7 +35,7 @@ class TestMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class TestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    log_path: Annotated[str, Meta(description="File to append sent messages to, one JSON line each")] | None = None
+    log_path: Annotated[str, Meta(description="Directory to record sent messages in, one JSON file each")] | None = None
 
 
 #: Messages sent in this process, in order.
@@ -36,6 +47,7 @@ class TestChannel(Channel):
     title = "Test channel (records messages, sends nothing)"
     address_field = "external_id"
     requires_consent = False  # reaches no person
+    idempotent = True  # deduplicates on the message key, like a provider with idempotency keys
     config_type = TestConfig
     message_type = TestMessage
 
@@ -46,15 +58,55 @@ class TestChannel(Channel):
         self.log_path = config.log_path or self.log_path
 
     async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        SENT.extend(messages)
-        if self.log_path and messages:
-            data = b"".join(msgspec.json.encode(m) + b"\n" for m in messages)
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+        if not self.log_path:
+            SENT.extend(messages)
+        else:
+            os.makedirs(self.log_path, exist_ok=True)
+            repeats = []
+            for m in messages:
+                if _record(self.log_path, m):
+                    SENT.append(m)
+                else:
+                    repeats.append(msgspec.json.encode(m) + b"\n")
+            if repeats:
+                fd = os.open(os.path.join(self.log_path, "repeats.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, b"".join(repeats))
+                finally:
+                    os.close(fd)
         return [SendResult(key=m.key, status="sent", provider_message_id=f"test-{m.key}") for m in messages]
+
+
+def _record(directory: str, message: OutboundMessage) -> bool:
+    """Record ``message`` under its key's name unless a record exists; True if it was new."""
+    final = os.path.join(directory, hashlib.sha256(message.key.encode()).hexdigest() + ".json")
+    if os.path.exists(final):
+        return False
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as f:
+        f.write(msgspec.json.encode(message))
+    try:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def read_log(directory: str) -> list[dict]:
+    """Every message recorded in ``directory`` (one per key)."""
+    out = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name), "rb") as f:
+                out.append(msgspec.json.decode(f.read()))
+    return out
+
+
+def reset() -> None:
+    """Forget what was sent in this process (between tests)."""
+    SENT.clear()
 
 
 @hookimpl

@@ -27,6 +27,15 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):  # dict: room for cache
     port: int = 8000
     max_batch: int = 10_000
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Engine: runs per batch message, seconds before a claimed batch counts as lost,
+    #: scheduler tick, and the first backoff of a failing plugin call (doubling each time).
+    engine_batch: int = 500
+    engine_lease: float = 300.0
+    engine_tick: float = 0.5
+    retry_base: float = 30.0
+    #: Most nodes one message walks a run through before it continues in a new message
+    #: (1 = the one-message-per-step baseline that bench/engine.py compares against).
+    engine_steps: int = 1000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -43,6 +52,11 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):  # dict: room for cache
             public_url=env.get("KASKAD_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             host=env.get("KASKAD_HOST", "127.0.0.1"),
             port=int(env.get("KASKAD_PORT", "8000")),
+            engine_batch=int(env.get("KASKAD_ENGINE_BATCH", "500")),
+            engine_lease=float(env.get("KASKAD_ENGINE_LEASE", "300")),
+            engine_tick=float(env.get("KASKAD_ENGINE_TICK", "0.5")),
+            retry_base=float(env.get("KASKAD_RETRY_BASE", "30")),
+            engine_steps=int(env.get("KASKAD_ENGINE_STEPS", "1000")),
         )
 
     @property

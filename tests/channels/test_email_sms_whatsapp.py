@@ -6,13 +6,12 @@ from decimal import Decimal
 from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from kaskad.channels import OutboundMessage, Recipient
 from kaskad.channels.settings import config_from_env
 from kaskad.plugins.manager import load_registry
 from kaskad.testing.fakes.sms_providers import FakeSmsRu, FakeTwilio
+from kaskad.testing.fakes.smtp import SmtpSink
 from kaskad.testing.fakes.whatsapp_cloud import FakeWhatsAppCloud
 from kaskad.testing.servers import free_port
 from kaskad_channels.sms.segments import count_segments
@@ -29,28 +28,10 @@ def channel(name, **env):
     return ch
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content, session.authenticated))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp():
-    inbox = Inbox()
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"shop", b"s3cret")
-        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
-
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
-                            auth_require_tls=False)
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
+    with SmtpSink(auth=("shop", "s3cret")) as sink:
+        yield sink.port, sink
 
 
 def test_email_arrives_as_multipart_text_and_html_over_one_authenticated_connection(smtp):

@@ -25,9 +25,9 @@ def test_db_upgrade_and_token_create(tmp_path):
     assert run(["token", "create", "--role", "owner"], tmp_path).returncode == 2  # argparse names the choices
 
 
-def test_worker_says_plainly_that_the_engine_is_missing(tmp_path):
+def test_worker_needs_a_broker_url_and_says_so(tmp_path):
     r = run(["worker"], tmp_path)
-    assert r.returncode == 2 and "journey engine" in r.stderr
+    assert r.returncode == 2 and "KASKAD_BROKER_URL" in r.stderr
 
 
 def test_serve_prints_a_bootstrap_token_once_and_keeps_it(tmp_path):

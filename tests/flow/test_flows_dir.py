@@ -12,7 +12,7 @@ from kaskad.flow.validate import decode_stored, validate
 from kaskad.plugins.manager import load_registry
 
 FLOWS = sorted((Path(__file__).parents[2] / "flows").glob("*.json"))
-EXPECTED = {"welcome-chain", "abandoned-cart", "birthday", "reactivation-90d", "restaurant-winback"}
+EXPECTED = {"welcome-chain", "abandoned-cart", "birthday", "reactivation-90d", "restaurant-winback", "cascade-offer"}
 
 
 def test_the_scenarios_are_all_there():
@@ -39,3 +39,11 @@ def test_import_export_import_is_byte_identical(api, path):
     assert first == data
     assert api.post("/api/v1/flows", role="integrator", content=first).json()["version"] == 1
     assert api.get(f"/api/v1/flows/{path.stem}").content == first
+
+
+def test_the_cascade_scenario_reaches_dear_channels_only_for_the_silent():
+    flow = decode_stored((Path(__file__).parents[2] / "flows" / "cascade-offer.json").read_bytes())
+    (send,) = [n for n in flow.nodes if isinstance(n, model.SendNode)]
+    assert [send.channel] + [s.channel for s in send.cascade] == ["email", "whatsapp", "sms"]
+    assert all(s.after == "P1D" and {"opened", "clicked", "converted"} <= set(s.unless) for s in send.cascade)
+    assert "{{ links.unsubscribe }}" in send.message["html"]

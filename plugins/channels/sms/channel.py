@@ -97,7 +97,8 @@ class SmsChannel(Channel):
         if r.status_code in (200, 201):
             return SendResult(key=m.key, status="sent", provider_message_id=r.json().get("sid"))
         detail = _json(r)
-        error = f"Twilio {r.status_code}: {detail.get('message') or r.text[:200]}"
+        code = f" (error {detail['code']})" if detail.get("code") else ""
+        error = f"Twilio {r.status_code}{code}: {detail.get('message') or r.text[:200]}"
         if r.status_code == 429 or r.status_code >= 500:
             return SendResult(key=m.key, status="retry", error=error, retry_after=_retry_after(r))
         return SendResult(key=m.key, status="failed", error=error)
@@ -108,8 +109,8 @@ class SmsChannel(Channel):
         if c.sender:
             form["from"] = c.sender
         r = await http.post("/sms/send", data=form)
-        if r.status_code >= 500:
-            return SendResult(key=m.key, status="retry", error=f"SMS.ru {r.status_code}")
+        if r.status_code == 429 or r.status_code >= 500:
+            return SendResult(key=m.key, status="retry", error=f"SMS.ru {r.status_code}", retry_after=_retry_after(r))
         body = _json(r)
         one = (body.get("sms") or {}).get(to.lstrip("+"), {})
         if body.get("status") == "OK" and one.get("status") == "OK":

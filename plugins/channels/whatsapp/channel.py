@@ -25,7 +25,7 @@ from kaskad.channels import Channel, DeliveryEvent, OutboundMessage, SendResult,
 from kaskad.ingest.contacts import normalise_phone
 
 #: Cloud API error codes worth retrying: throughput and rate limits, temporary errors.
-RETRYABLE = {130429, 131056, 80007, 4, 1, 2, 131000}
+RETRYABLE = {130429, 131048, 131056, 80007, 4, 1, 2, 131000}
 
 
 class WhatsAppMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -150,5 +150,13 @@ class WhatsAppChannel(Channel):
         code = err.get("code")
         error = f"WhatsApp {code or r.status_code}: {err.get('message') or r.text[:200]}"
         if code in RETRYABLE or r.status_code == 429 or r.status_code >= 500:
-            return SendResult(key=m.key, status="retry", error=error, retry_after=2.0 if code == 130429 else None)
+            retry_after = _retry_after(r) or (2.0 if code == 130429 else None)
+            return SendResult(key=m.key, status="retry", error=error, retry_after=retry_after)
         return SendResult(key=m.key, status="failed", error=error)
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    try:
+        return float(r.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None

@@ -44,7 +44,11 @@ class SendResult(msgspec.Struct, kw_only=True):
 
 
 class DeliveryEvent(msgspec.Struct, kw_only=True):
-    """A provider's report about a sent message, found by its provider id or outbox key."""
+    """A provider's report about a sent message, found by its provider id or outbox key.
+
+    For ``bounced``, ``detail["permanent"] = True`` marks a hard bounce (the
+    address is dead): core then revokes the contact's consent for the channel.
+    """
 
     status: DeliveryStatus
     provider_message_id: str | None = None
@@ -89,6 +93,10 @@ class Channel:
     async def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """Send messages; return one result per message, matched by ``key``. Never raise for one bad message."""
         raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release long-lived resources (pooled connections) held for the running event loop;
+        called when a worker stops."""
 
     def verify_subscription(self, params: dict[str, str]) -> str | None:
         """Answer a provider's webhook subscription handshake (a GET); None = refuse."""

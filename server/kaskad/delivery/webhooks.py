@@ -1,4 +1,10 @@
-"""Recording what providers report about sent messages."""
+"""Recording what providers report about sent messages.
+
+A ``bounced`` event whose ``detail["permanent"]`` is true (a hard bounce: the
+address does not exist) also revokes the contact's consent for that channel
+(topic ``*``, source ``hard-bounce``), so nothing is sent to the dead address
+again; a soft bounce changes nothing but the message's status.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kaskad import clock
 from kaskad.channels import DeliveryEvent
+from kaskad.delivery.engagement import revoke_consent
 from kaskad.store.dialect import insert_for
 from kaskad.store.models import MessageEvent, OutboxMessage
 
@@ -26,12 +33,12 @@ def record_delivery_events(session: Session, channel: str, events: list[Delivery
             OutboxMessage.provider_message_id.in_(ids) | OutboxMessage.key.in_(keys),
         )
     ).all()
-    by_provider = {r.provider_message_id: r for r in rows}
+    by_provider = {r.provider_message_id: r for r in rows if r.provider_message_id}
     by_key = {r.key: r for r in rows}
     now = clock.now()
     new = 0
     for e in events:
-        row = by_provider.get(e.provider_message_id) or by_key.get(e.outbox_key)
+        row = (by_provider.get(e.provider_message_id) if e.provider_message_id else None) or by_key.get(e.outbox_key)
         if row is None:
             continue
         stmt = insert_for(session, MessageEvent).values(
@@ -39,6 +46,8 @@ def record_delivery_events(session: Session, channel: str, events: list[Delivery
         ).on_conflict_do_nothing(index_elements=["outbox_id", "status"]).returning(MessageEvent.id)
         new += len(session.execute(stmt).all())
         if e.status in OUTBOX_STATUS:
+            if e.status == "bounced" and e.detail.get("permanent"):
+                revoke_consent(session, row.contact_id, channel, "*", source="hard-bounce")
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id, OutboxMessage.status.in_(["sent", "delivered"]))

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +49,9 @@ def make_engine(url: str, **kw) -> Engine:
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 10)
         kw.setdefault("max_overflow", 20)
+    # msgspec decodes JSONB several times faster than the stdlib (the engine reads
+    # every run's context and contact's attributes per batch); same Python values.
+    kw.setdefault("json_deserializer", msgspec.json.decode)
     if "pool_pre_ping" in kw:
         return create_engine(url, **kw)
     engine = create_engine(url, **kw)

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "kaskad.webpush.models",
     "kaskad.wallet.models",
     "kaskad.loyalty.models",
+    "kaskad.engine.models",
 ]
 
 for _name in MODEL_MODULES:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKey,
     Index,
     MetaData,
@@ -177,6 +178,9 @@ class JourneyRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     wake_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
+    #: Token of the current claim: a batch message carries it, so a stale or
+    #: duplicated message finds no run to advance (kaskad.engine.advance).
+    claim: Mapped[int | None] = mapped_column(BigInteger)
     entered_at: Mapped[datetime] = mapped_column(server_default=_now())
     finished_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
@@ -211,7 +215,7 @@ class OutboxMessage(Base):
     node_id: Mapped[str | None] = mapped_column(String(120))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(64))
-    # pending | sending | sent | delivered | failed | skipped
+    # pending | sending | sent | failed | skipped | unknown (interrupted mid-call, not resent)
     status: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,8 +17,11 @@ from typing import Any
 class ProviderServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        #: Queue of canned (status, body) answers to return before normal handling (errors on demand).
-        self.script: list[tuple[int, Any]] = []
+        #: Queue of canned (status, body) or (status, body, headers) answers to return before
+        #: normal handling (errors on demand).
+        self.script: list[tuple] = []
+        #: Seconds to wait before answering (a provider that times out).
+        self.stall = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,9 +30,14 @@ class ProviderServer:
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 outer.requests.append({"method": self.command, "path": self.path, "headers": headers, "body": body})
-                status, payload = outer.script.pop(0) if outer.script else outer.handle(self.command, self.path, headers, body)
+                if outer.stall:
+                    time.sleep(outer.stall)
+                answer = outer.script.pop(0) if outer.script else outer.handle(self.command, self.path, headers, body)
+                status, payload, extra = (*answer, {})[:3]
                 data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

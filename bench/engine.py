@@ -1,0 +1,157 @@
+"""Journey engine throughput on PostgreSQL + Redis with separate `kaskad worker` processes.
+
+Seeds N contacts, publishes a five-node flow (branch → split → send(test) →
+award(noop) → exit), enrolls everyone, starts `kaskad worker` (Dramatiq worker
+processes plus the scheduler) and prints: enrollment rate, node-steps per
+second end to end, time to the last run finished, and peak worker RSS. Then
+runs the same flow through the one-message-per-contact-step baseline
+(KASKAD_ENGINE_BATCH=1, KASKAD_ENGINE_STEPS=1) on a smaller N.
+
+    .venv/bin/python bench/engine.py [--contacts 200000] [--baseline 20000] [--processes 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import psycopg
+from sqlalchemy import func, select
+
+from kaskad.config import Settings
+from kaskad.engine.enroll import enroll_all
+from kaskad.engine.models import NodeCount
+from kaskad.flow import service
+from kaskad.migrations import upgrade
+from kaskad.runtime import Runtime
+from kaskad.store.engine import transaction
+from kaskad.store.models import JourneyRun
+from kaskad.testing.servers import PostgresServer, RedisServer
+
+FLOW = {
+    "schema": "kaskad.flow/1", "key": "bench", "name": "bench", "entry": {"kind": "api"},
+    "nodes": [
+        {"id": "rich", "kind": "branch", "cases": [
+            {"when": {"kind": "attribute", "attribute": "spend", "op": "gte", "value": 500}, "next": "ab"}], "else": "ab"},
+        {"id": "ab", "kind": "split", "paths": [{"name": "A", "weight": 50, "next": "send"},
+                                                {"name": "B", "weight": 50, "next": "send"}]},
+        {"id": "send", "kind": "send", "channel": "test", "message": {"text": "Hello {{ contact.external_id }}"},
+         "next": "gift"},
+        {"id": "gift", "kind": "award", "mechanic": "noop", "config": {"label": "bench"}, "next": "end"},
+        {"id": "end", "kind": "exit"},
+    ],
+}
+
+
+def seed(pg: PostgresServer, db: str, n: int) -> str:
+    url = pg.create_database(db)
+    upgrade(url)
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user={pg.user} dbname={db}") as conn:
+        with conn.cursor().copy("COPY contacts (external_id, attributes, tags) FROM STDIN") as copy:
+            for i in range(n):
+                copy.write_row((f"b{i}", msgspec.json.encode({"spend": i % 1000}).decode(), "[]"))
+    return url
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    kids = [int(p) for p in out]
+    return kids + [g for k in kids for g in descendants(k)]
+
+
+def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[str, str], label: str) -> dict:
+    db = f"bench_{label}"
+    url = seed(pg, db, n)
+    home = Path(tempfile.mkdtemp(prefix="kaskad-bench-"))
+    settings = Settings(home=home, database_url=url)
+    runtime = Runtime.create(settings, migrate=False)
+    with transaction(runtime.sessions) as s:
+        service.save(s, runtime.registry, msgspec.json.encode(FLOW))
+        service.publish(s, runtime.registry, "bench")
+    t0 = time.perf_counter()
+    res = enroll_all(runtime.sessions, "bench")
+    enroll_s = time.perf_counter() - t0
+    assert res.enrolled == n, res
+    env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_BROKER_URL": redis.url, "KASKAD_HOME": str(home),
+           "KASKAD_ENGINE_TICK": "0.05", **env_extra}
+    t1 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "kaskad", "worker", "--processes", str(args.processes),
+                             "--threads", str(args.threads)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "wb"))
+    peak, samples = 0, []
+    try:
+        while True:
+            time.sleep(0.5)
+            pids = descendants(proc.pid)
+            kb = rss_kb([proc.pid, *pids])
+            peak = max(peak, kb)
+            with runtime.sessions() as s:
+                left = s.scalar(select(func.count()).select_from(JourneyRun).where(
+                    JourneyRun.status.in_(("active", "waiting", "claimed"))))
+            samples.append((time.perf_counter() - t1, left, kb))
+            if left == 0:
+                break
+            if proc.poll() is not None:
+                raise SystemExit(f"worker died; see {home / 'worker.log'}")
+            if time.perf_counter() - t1 > args.timeout:
+                raise SystemExit(f"{label}: {left} runs still unfinished after {args.timeout}s")
+        elapsed = time.perf_counter() - t1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    with runtime.sessions() as s:
+        steps = s.scalar(select(func.sum(NodeCount.n)).where(~NodeCount.port.startswith("@")))
+    runtime.close()
+    return {"n": n, "enroll_s": enroll_s, "elapsed": elapsed, "steps": steps, "peak_rss_mb": peak / 1024,
+            "samples": samples}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contacts", type=int, default=200_000)
+    ap.add_argument("--baseline", type=int, default=20_000)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--timeout", type=float, default=1800)
+    args = ap.parse_args()
+    pg = PostgresServer().start()
+    redis = RedisServer().start()
+    try:
+        r = run(pg, redis, args.contacts, args, {"KASKAD_ENGINE_BATCH": str(args.batch)}, "batched")
+        print(f"batched   N={r['n']:,}: enrollment {r['n'] / r['enroll_s']:,.0f} contacts/s; "
+              f"{r['steps']:,} node-steps in {r['elapsed']:.1f}s = {r['steps'] / r['elapsed']:,.0f} node-steps/s; "
+              f"last run finished after {r['elapsed']:.1f}s; peak worker RSS {r['peak_rss_mb']:.0f} MB "
+              f"({args.processes} processes × {args.threads} threads + scheduler)")
+        if args.baseline:
+            b = run(pg, redis, args.baseline, args, {"KASKAD_ENGINE_BATCH": "1", "KASKAD_ENGINE_STEPS": "1"}, "baseline")
+            print(f"baseline  N={b['n']:,}: {b['steps']:,} node-steps in {b['elapsed']:.1f}s = "
+                  f"{b['steps'] / b['elapsed']:,.0f} node-steps/s (one message per contact-step); "
+                  f"peak worker RSS {b['peak_rss_mb']:.0f} MB")
+            print(f"batched / baseline: {(r['steps'] / r['elapsed']) / (b['steps'] / b['elapsed']):.1f}×")
+    finally:
+        redis.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()

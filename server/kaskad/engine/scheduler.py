@@ -1,0 +1,177 @@
+"""The scheduler: claims due runs in batches and hands them to the broker; sweeps lost work.
+
+One scheduler leads at a time: on PostgreSQL it holds a session-level advisory
+lock on a connection of its own (a second scheduler on another machine waits,
+and takes over if the leader's connection dies); on SQLite there is one
+process. Each tick:
+
+1. dispatch new events (:mod:`kaskad.engine.dispatch`);
+2. sweep: runs claimed longer than the lease ago (their message was lost with a
+   worker or with Redis) become due again;
+3. claim due runs (``wake_at <= now``; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
+   under a fresh claim token, group them by flow version and node, and enqueue
+   one message per batch. A failed enqueue gives the claim back at once;
+4. run periodic jobs (:mod:`kaskad.periodic`).
+
+Long waits are rows with ``wake_at``, never broker delays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any, Callable
+
+from sqlalchemy import func, select, text, update
+
+from kaskad import clock, periodic
+from kaskad.engine.batch import new_token
+from kaskad.engine.dispatch import dispatch_events
+from kaskad.store.engine import transaction
+from kaskad.store.models import JourneyRun
+
+log = logging.getLogger("kaskad.scheduler")
+LEADER_LOCK = 0x4B534B_5343  # "KSK" "SC"
+
+Enqueue = Callable[[list[int], int], None]
+
+
+def claim_due(runtime: Any, limit: int = 20_000) -> tuple[int, dict[tuple[int, str], list[int]]]:
+    """Claim up to ``limit`` due runs under one new token; returns (token, ids by (version, node))."""
+    now = clock.now()
+    token = new_token()
+    t = JourneyRun.__table__
+    with transaction(runtime.sessions) as session:
+        due = select(t.c.id).where(t.c.status.in_(("active", "waiting")), t.c.wake_at <= now).limit(limit)
+        if runtime.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        rows = session.execute(
+            update(t).where(t.c.id.in_(due.scalar_subquery()))
+            .values(status="claimed", claimed_at=now, claim=token)
+            .returning(t.c.id, t.c.flow_version_id, t.c.node_id)
+        ).all()
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for rid, vid, nid in rows:
+        groups[(vid, nid)].append(rid)
+    return token, groups
+
+
+def in_flight(runtime: Any) -> int:
+    with runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(JourneyRun).where(JourneyRun.status == "claimed")) or 0
+
+
+def release(runtime: Any, ids: list[int], token: int) -> None:
+    """Give a claim back (the message could not be enqueued): due again now."""
+    t = JourneyRun.__table__
+    with transaction(runtime.sessions) as session:
+        session.execute(update(t).where(t.c.id.in_(ids), t.c.claim == token, t.c.status == "claimed")
+                        .values(status="active", claim=None, wake_at=clock.now()))
+
+
+def sweep(runtime: Any) -> int:
+    """Runs claimed longer than the lease ago lost their message: make them due again."""
+    now = clock.now()
+    t = JourneyRun.__table__
+    with transaction(runtime.sessions) as session:
+        res = session.execute(
+            update(t).where(t.c.status == "claimed", t.c.claimed_at < now - timedelta(seconds=runtime.settings.engine_lease))
+            .values(status="active", claim=None, wake_at=now)
+        )
+        return res.rowcount or 0
+
+
+class Scheduler:
+    def __init__(self, runtime: Any, enqueue: Enqueue):
+        self.runtime = runtime
+        self.enqueue = enqueue
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leader_conn = None
+        periodic.load_jobs()
+
+    # ------------------------------------------------------------ leadership
+
+    def is_leader(self) -> bool:
+        if not self.runtime.is_postgres:
+            return True
+        try:
+            if self._leader_conn is not None:
+                self._leader_conn.execute(text("SELECT 1"))
+                return True
+            conn = self.runtime.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+            conn.commit()
+            if got:
+                self._leader_conn = conn
+                log.info("this scheduler leads")
+                return True
+            conn.close()
+        except Exception:  # the database went away: not leading until it is back
+            log.warning("scheduler lost its database connection", exc_info=True)
+            self._drop_leadership()
+        return False
+
+    def _drop_leadership(self) -> None:
+        if self._leader_conn is not None:
+            try:
+                self._leader_conn.invalidate()
+            except Exception:
+                pass
+        self._leader_conn = None
+
+    # ------------------------------------------------------------ work
+
+    def tick(self) -> int:
+        """One round of work; returns how many things it did (0 = idle)."""
+        done = 0
+        while True:  # drain the event backlog before claiming, so goals win over sends
+            n = dispatch_events(self.runtime, clock.now())
+            done += n
+            if n < 5000:
+                break
+        done += sweep(self.runtime)
+        size = max(1, self.runtime.settings.engine_batch)
+        # Back-pressure: claim only what the workers can take soon, so nothing
+        # sits claimed in the queue long enough to outlive its lease.
+        room = max(size * 40, 5000) - in_flight(self.runtime)
+        if room <= 0:
+            periodic.run_due(self.runtime, clock.now())
+            return done
+        token, groups = claim_due(self.runtime, limit=room)
+        for ids in groups.values():
+            for i in range(0, len(ids), size):
+                chunk = ids[i:i + size]
+                try:
+                    self.enqueue(chunk, token)
+                except Exception:
+                    log.warning("could not enqueue a batch of %d runs; giving the claim back", len(chunk), exc_info=True)
+                    release(self.runtime, chunk, token)
+                done += len(chunk)
+        periodic.run_due(self.runtime, clock.now())
+        return done
+
+    def run(self) -> None:
+        tick = self.runtime.settings.engine_tick
+        while not self._stop.is_set():
+            busy = 0
+            try:
+                if self.is_leader():
+                    busy = self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+            if not busy:
+                self._stop.wait(tick)
+
+    def start(self) -> "Scheduler":
+        self._thread = threading.Thread(target=self.run, name="kaskad-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._drop_leadership()

@@ -1,0 +1,50 @@
+"""``kaskad worker``: Dramatiq worker processes plus the (leader-elected) scheduler.
+
+The parent process runs the scheduler loop and starts ``dramatiq`` with
+:mod:`kaskad.engine.entry` as its broker module; each worker process builds its
+own runtime from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from kaskad.config import Settings
+
+log = logging.getLogger("kaskad.worker")
+
+
+def run_worker(args) -> int:
+    settings = Settings.from_env()
+    if not settings.broker_url:
+        print("kaskad worker needs KASKAD_BROKER_URL=redis://… (the embedded default runs the worker inside "
+              "'kaskad serve')", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cmd = [sys.executable, "-m", "dramatiq", "kaskad.engine.entry", "--queues", "steps",
+           "--processes", str(args.processes or os.cpu_count() or 1), "--threads", str(args.threads or 4)]
+    proc = subprocess.Popen(cmd)
+    scheduler = None
+    if not getattr(args, "no_scheduler", False):
+        from kaskad.engine import broker
+        from kaskad.engine.scheduler import Scheduler
+        from kaskad.runtime import Runtime
+
+        runtime = Runtime.create(settings, migrate=False)
+        broker.setup(runtime)
+        scheduler = Scheduler(runtime, broker.enqueue).start()
+
+    def stop(signum, frame):
+        proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return proc.wait()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
