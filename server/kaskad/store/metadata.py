@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "kaskad.loyalty.models",
     "kaskad.segments.models",
     "kaskad.engine.models",
+    "kaskad.analytics.models",
 ]
 
 for _name in MODEL_MODULES:
