@@ -75,3 +75,34 @@ def test_admin_token_from_the_environment(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_workers_need_postgresql(tmp_path):
+    r = run(["serve", "--workers", "2", "--port", str(free_port())], tmp_path)
+    assert r.returncode == 2 and "KASKAD_DATABASE_URL" in r.stderr
+
+
+def test_serve_with_worker_processes_on_postgresql(tmp_path, pg_url):
+    port = free_port()
+    proc = subprocess.Popen(
+        KASKAD + ["serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "KASKAD_HOME": str(tmp_path), "KASKAD_DATABASE_URL": pg_url,
+             "KASKAD_ADMIN_TOKEN": "admin-token-for-workers-0001"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_port(port, timeout=60)
+        auth = {"Authorization": "Bearer admin-token-for-workers-0001"}
+        # a new connection each time: whichever process accepts it answers
+        for _ in range(6):
+            assert httpx.get(f"http://127.0.0.1:{port}/api/v1/catalog", headers=auth).status_code == 200
+        contact = httpx.post(f"http://127.0.0.1:{port}/api/v1/contacts", headers=auth,
+                             json={"contacts": [{"external_id": "w1"}]})
+        assert contact.status_code in (200, 201), contact.text
+        quote = httpx.post(f"http://127.0.0.1:{port}/api/v1/checkout/quote", headers=auth,
+                           json={"contact": "w1", "items": [{"sku": "A", "price": "10"}]})
+        assert quote.status_code == 200 and quote.json()["subtotal"] == "10.00"
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=30)[1]
+    assert "2 worker processes" in err

@@ -110,3 +110,24 @@ def _anon(pg):
     with transaction(pg) as s:
         return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(40))],
                                                   codes=["MANY"], idempotency_key="anon"))
+
+
+def test_one_key_on_a_single_use_code_every_caller_gets_the_first_answer(pg):
+    # The callers queue on the account lock; those that then find the code used up must
+    # still answer with the first call's reservation, not with a refusal.
+    contact(pg, "once")
+    with transaction(pg) as s:
+        codes.issue(s, code="ONE-USE", kind="promo", percent=Decimal(20), max_uses=1, valid_until=None)
+
+    def redeem(i):
+        with transaction(pg) as s:
+            return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(50))],
+                                                      contact="once", codes=["ONE-USE"], idempotency_key="till:1"))
+
+    results = parallel(20, redeem)
+    assert [r[0] for r in results] == ["ok"] * 20
+    assert len({r[1]["reservation"] for r in results}) == 1
+    assert {r[1]["discounts"][0]["amount"] for r in results} == {"10.00"}
+    with transaction(pg) as s:
+        assert codes.find(s, "ONE-USE").uses == 1
+        assert s.scalar(select(func.count()).select_from(Reservation)) == 1

@@ -47,6 +47,15 @@ def test_random_sequences_keep_invariants(sqlite_url, tmp_path, ops):
     run_sequence(sqlite_url, tmp_path, ops)
 
 
+@pytest.mark.postgres
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op, min_size=3, max_size=25))
+@example(ops=EVERY_KIND)
+def test_random_sequences_keep_invariants_on_postgresql(pg_url, tmp_path, ops):
+    # Redeem writes in one statement on PostgreSQL and table by table elsewhere: both keep the ledger.
+    run_sequence(pg_url, tmp_path, ops)
+
+
 def run_sequence(sqlite_url, tmp_path, ops):
     from kaskad.testing.fixtures import make_runtime
 

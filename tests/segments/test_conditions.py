@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from kaskad import segments
+from kaskad.segments import order_stats
 from kaskad.segments.model import Segment
 from kaskad.store.engine import make_engine, make_sessionmaker, transaction
 from kaskad.store.models import Consent, Contact, Event, Order, OrderItem
@@ -48,6 +49,8 @@ def db(db_url):
         s.add(Consent(contact_id=ids["big"], channel="email", topic="*", status="revoked"))
         for d in (1, 2, 40):
             s.add(Event(contact_id=ids["none"], name="page_view", occurred_at=NOW - timedelta(days=d), properties={}))
+        s.flush()
+        order_stats.rebuild(s)  # orders written directly, not through ingest
     yield sessions, ids
     engine.dispose()
 
@@ -132,3 +135,28 @@ def test_bad_definitions_name_the_field():
     cyc = msgspec.convert({"key": "loop", "name": "x", "condition": {"kind": "segment", "segment": "loop"}}, Segment)
     with pytest.raises(segments.SegmentError, match="cycle"):
         segments.define(cyc)
+
+
+def test_windowed_order_measures(db):
+    # big: 8000 at 100 days, 4000 (1000 refunded) at 70 days; recent: 300 yesterday
+    assert who(db, {"kind": "orders", "measure": "total", "op": "eq", "value": 3000, "within_days": 90}) == {"big"}
+    assert who(db, {"kind": "orders", "measure": "count", "op": "eq", "value": 0, "within_days": 30}) == {"none", "big", "refunder"}
+    assert who(db, {"kind": "orders", "measure": "days_since_last", "op": "lt", "value": 73, "within_days": 73}) == {"big", "recent"}
+    assert who(db, {"kind": "all", "conditions": [
+        {"kind": "orders", "measure": "count", "op": "gte", "value": 2},
+        {"kind": "orders", "measure": "count", "op": "eq", "value": 1, "within_days": 90},
+    ]}) == {"big"}
+
+
+def test_every_error_is_reported_with_its_path():
+    seg = msgspec.convert({"key": "x", "name": "x", "condition": {"kind": "all", "conditions": [
+        {"kind": "orders", "measure": "total", "op": "gt"},
+        {"kind": "segment", "segment": "no-such"},
+        {"kind": "event", "name": "e", "where": {"a": {"gt": 1, "lt": 2}, "b": {"in": []}}},
+    ]}}, Segment)
+    with pytest.raises(segments.SegmentError) as err:
+        segments.define(seg)
+    assert [p for p, _ in err.value.errors] == [
+        "$.condition.conditions[0].value", "$.condition.conditions[1].segment",
+        "$.condition.conditions[2].where.a", "$.condition.conditions[2].where.b.in",
+    ]

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 import lifetimes  # noqa: F401  (only to locate the data file)
-from kaskad.segments import rfm
+from kaskad.segments import order_stats, rfm
 from kaskad.store.engine import make_engine, make_sessionmaker, transaction
 from kaskad.store.models import Contact, Order
 
@@ -46,6 +46,7 @@ def test_cdnow_scores_match_pandas_contact_by_contact(db_url, with_refund):
              "refunded_amount": Decimal(0), "currency": "USD", "placed_at": row.placed_at.to_pydatetime()}
             for i, row in enumerate(df.itertuples())
         ])
+        order_stats.rebuild(s)  # a bulk load that bypassed ingest
     with transaction(make_sessionmaker(engine)) as s:
         got = rfm.compute(s)
     engine.dispose()
@@ -78,6 +79,8 @@ def test_explicit_thresholds(db_url):
         for i, day in enumerate((1, 20, 25)):
             s.add(Order(external_id=f"a{i}", contact_id=c.id, status="paid", amount=Decimal(100), refunded_amount=Decimal(0),
                         currency="EUR", placed_at=datetime(2026, 1, day, tzinfo=timezone.utc)))
+        s.flush()
+        order_stats.refresh(s, [c.id])
     with transaction(make_sessionmaker(engine)) as s:
         got = rfm.compute(s, now=now, thresholds={"recency": [3, 7, 30, 90], "frequency": [2, 3, 5, 10], "monetary": [100, 250, 500, 1000]})
     engine.dispose()

@@ -44,7 +44,8 @@ class TokenAuth(AbstractAuthenticationMiddleware):
 def roles(*allowed: str):
     """Guard: only tokens whose role is in ``allowed`` (admin always passes)."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async on purpose: litestar runs a plain-function guard in a worker thread, a hop per request
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         if connection.user != "admin" and connection.user not in allowed:
             raise PermissionDeniedException(
                 f"a {connection.user} token cannot do this; it needs one of: admin, {', '.join(allowed)}"

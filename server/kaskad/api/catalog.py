@@ -10,6 +10,7 @@ from litestar import get
 from kaskad.api.auth import ANY_ROLE
 from kaskad.flow import model
 from kaskad.runtime import Runtime
+from kaskad.segments.model import Segment
 
 
 def _schema(struct: type | None) -> dict[str, Any] | None:
@@ -45,6 +46,7 @@ def build_catalog(runtime: Runtime) -> dict[str, Any]:
     ]
     return {
         "flow_schema": model.flow_json_schema(),
+        "segment_schema": msgspec.json.schema(Segment),
         "node_kinds": kinds,
         "channels": [
             {
@@ -66,7 +68,7 @@ def build_catalog(runtime: Runtime) -> dict[str, Any]:
 
 @get("/catalog", guards=[ANY_ROLE], sync_to_thread=False)
 def catalog(runtime: Runtime) -> dict[str, Any]:
-    """Everything a flow can use: node kinds, channels, mechanics, each with its JSON Schema."""
+    """Everything a flow can use: node kinds, channels, mechanics, each with its JSON Schema; and the segment schema."""
     cached = runtime.extras.get("catalog")
     if cached is None:
         cached = runtime.extras["catalog"] = build_catalog(runtime)

@@ -22,15 +22,16 @@ from kaskad.api.auth import INTEGRATOR
 from kaskad.loyalty import checkout
 from kaskad.loyalty.ledger import LoyaltyError
 from kaskad.runtime import Runtime
-from kaskad.store.engine import transaction
+from kaskad.store.engine import reads, transaction
 
 
-def run(runtime: Runtime, fn, *args) -> dict[str, Any]:
-    """One transaction; a loyalty refusal becomes an HTTP error naming the reason.
-    A deadlock or serialization failure is retried (the work is idempotent)."""
+def run(runtime: Runtime, fn, *args, read_only: bool = False) -> dict[str, Any]:
+    """One transaction (``read_only``: statements each on their own); a loyalty refusal
+    becomes an HTTP error naming the reason. A deadlock or serialization failure is
+    retried (the work is idempotent)."""
     for attempt in range(5):
         try:
-            with transaction(runtime.sessions) as session:
+            with (reads if read_only else transaction)(runtime.sessions) as session:
                 return fn(session, *args)
         except LoyaltyError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc), extra={"code": exc.code}) from exc
@@ -46,7 +47,7 @@ _post = functools.partial(post, guards=[INTEGRATOR], status_code=200, sync_to_th
 @_post("/checkout/quote")
 def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
     """What this cart would get: discounts, points spent and earned, gift cards, and what did not apply."""
-    return run(runtime, checkout.quote, data)
+    return run(runtime, checkout.quote, data, read_only=True)  # a dry run: nothing to commit
 
 
 @_post("/checkout/redeem")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from kaskad.api.auth import ANY_ROLE, roles
 from kaskad.engine.dryrun import DryRunError, dry_run
 from kaskad.engine.enroll import FlowNotLive, enroll, enroll_all
-from kaskad.engine.stats import flow_stats
+from kaskad.engine.stats import STATUSES, flow_stats
 from kaskad.flow import service
 from kaskad.flow.validate import decode_stored, validate
 from kaskad.runtime import Runtime
@@ -106,6 +106,10 @@ def _newest(session, key: str):
 @get("/flows/{key:str}/runs", guards=[ANY_ROLE], sync_to_thread=True, tags=["journeys"])
 def list_runs(runtime: Runtime, key: str, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Runs of a flow, newest first; ``?status=failed`` lists failures with their reason."""
+    if limit < 1:
+        raise HTTPException(status_code=400, detail=f"limit must be at least 1 (at most 1000), got {limit}")
+    if status is not None and status not in STATUSES:
+        raise HTTPException(status_code=400, detail=f"unknown run status {status!r}; use one of {', '.join(STATUSES)}")
     with runtime.sessions() as session:
         q = (select(JourneyRun, Contact.external_id).join(Contact, Contact.id == JourneyRun.contact_id)
              .where(JourneyRun.flow_id == _flow_id(session, key)).order_by(JourneyRun.id.desc()).limit(min(limit, 1000)))

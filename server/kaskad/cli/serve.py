@@ -40,6 +40,15 @@ def bootstrap_admin_token(runtime) -> str | None:
     return token
 
 
+def worker_app():
+    """The app one of several ``--workers`` processes serves (uvicorn imports and calls this).
+    The parent process has applied migrations and the admin token already."""
+    from kaskad.api.app import create_app
+    from kaskad.runtime import Runtime
+
+    return create_app(Runtime.create(Settings.from_env(), migrate=False))
+
+
 def serve(args) -> int:
     import uvicorn
 
@@ -51,6 +60,11 @@ def serve(args) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    workers = args.workers or int(os.environ.get("KASKAD_WORKERS") or 1)
+    if workers > 1 and (settings.embedded or args.with_worker or args.demo):
+        print("kaskad serve: --workers needs KASKAD_DATABASE_URL (PostgreSQL) and no --with-worker or --demo: "
+              "the embedded default runs the API, worker and scheduler in one process", file=sys.stderr)
+        return 2
     runtime = Runtime.create(settings)
     token = bootstrap_admin_token(runtime)
     if token:
@@ -70,10 +84,15 @@ def serve(args) -> int:
             log.info("the journey engine is not installed in this build; serving the API only")
         else:
             attach(runtime)
-    app = create_app(runtime)
-    print(f"Kaskad on http://{settings.host}:{settings.port}  (editor: /editor, API: /api/v1, OpenAPI: /schema)",
-          file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    print(f"Kaskad on http://{settings.host}:{settings.port}  (editor: /editor, API: /api/v1, OpenAPI: /schema)"
+          + (f", {workers} worker processes" if workers > 1 else ""), file=sys.stderr, flush=True)
+    if workers > 1:
+        runtime.close()
+        # Each process builds its own runtime: connection pools do not survive a fork.
+        uvicorn.run("kaskad.cli.serve:worker_app", factory=True, workers=workers, host=settings.host,
+                    port=settings.port, log_level="info", access_log=False)
+        return 0
+    uvicorn.run(create_app(runtime), host=settings.host, port=settings.port, log_level="info", access_log=False)
     return 0
 
 
@@ -83,4 +102,6 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, help="port (default KASKAD_PORT or 8000)")
     p.add_argument("--demo", action="store_true", help="load demo contacts, orders and flows")
     p.add_argument("--with-worker", action="store_true", help="run the worker in-process even with a database URL")
+    p.add_argument("--workers", type=int, help="API processes sharing the port (default KASKAD_WORKERS or 1; "
+                   "PostgreSQL only): about one per core")
     p.set_defaults(func=serve)

@@ -238,7 +238,7 @@ def _converted(session: Session, runs: list[RunView], first_sent: dict[int, date
 
 def _segment(session: Session, runtime, cond: SegmentCondition, runs: list[RunView], now: datetime) -> list[bool]:
     try:
-        segments.get(cond.segment)
+        segments.get(cond.segment, session)  # with the session: stored segments too
     except KeyError:
         raise ValueError(f"branch condition names unknown segment {cond.segment!r}; define it or fix the key") from None
     members = segments.members_among(session, cond.segment, {r.contact_id for r in runs}, now=now)

@@ -38,7 +38,7 @@ def _matches(where: dict | None, properties: dict) -> bool:
 
 def _path(event: Any, path: str) -> Any:
     value: Any = {"name": event.name, "properties": event.properties or {}}
-    if not path.startswith(("properties.", "name")):
+    if path != "name" and not path.startswith("properties."):  # a property such as "name_of_list" is still one
         path = "properties." + path
     for part in path.split("."):
         if not isinstance(value, dict):

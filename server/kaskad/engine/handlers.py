@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 
 from kaskad.engine.batch import BatchContext, Run
 from kaskad.engine.plan import FlowPlan
@@ -63,7 +63,18 @@ def handle_wait(ctx: BatchContext, plan: FlowPlan, node: model.WaitNode, runs: l
 
 
 def _default_tz(ctx: BatchContext) -> str:
-    settings = ctx.runtime.extras.get("delivery_settings") if ctx.runtime is not None else None
+    """``default_timezone`` of the delivery settings (KASKAD_DELIVERY), for contacts without a timezone.
+
+    Loaded here if no send has loaded them yet: otherwise a worker's first waits
+    would read UTC and its later ones the configured zone.
+    """
+    if ctx.runtime is None:
+        return "UTC"
+    settings = ctx.runtime.extras.get("delivery_settings")
+    if settings is None:
+        from kaskad.delivery.policy import DeliverySettings
+
+        settings = ctx.runtime.extras["delivery_settings"] = DeliverySettings.from_env()
     return getattr(settings, "default_timezone", None) or "UTC"
 
 
@@ -171,8 +182,21 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value, builtin_types=(), str_keys=True) if value is not None else {}
 
 
+def _lock_fresh(ctx: BatchContext, contact_ids: set[int]) -> None:
+    """Re-read the contacts' attributes and tags under a row lock (PostgreSQL) just before
+    changing them: the batch loaded them earlier without a lock, and writing that copy
+    back would undo an API update committed in between (the API locks the same rows)."""
+    q = select(Contact.id, Contact.attributes, Contact.tags).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    for cid, attrs, tags in ctx.session.execute(q):
+        ctx.contacts[cid]["attributes"], ctx.contacts[cid]["tags"] = attrs or {}, tags or []
+
+
 def handle_update(ctx: BatchContext, plan: FlowPlan, node: model.UpdateNode, runs: list[Run]) -> None:
     params = {}
+    if not ctx.dry_run:
+        _lock_fresh(ctx, {run.contact_id for run in runs})
     for run in runs:
         contact = ctx.contacts[run.contact_id]
         attrs = dict(contact.get("attributes") or {})

@@ -11,7 +11,9 @@ process. Each tick:
 3. claim due runs (``wake_at <= now``; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
    under a fresh claim token, group them by flow version and node, and enqueue
    one message per batch. A failed enqueue gives the claim back at once;
-4. run periodic jobs (:mod:`kaskad.periodic`).
+4. run periodic jobs (:mod:`kaskad.periodic`) — in a thread of their own when
+   the scheduler runs on its own, so that an hour-long report job never holds up
+   a due journey step; inline when a test ticks it by hand.
 
 Long waits are rows with ``wake_at``, never broker delays.
 """
@@ -84,11 +86,13 @@ def sweep(runtime: Any) -> int:
 
 
 class Scheduler:
-    def __init__(self, runtime: Any, enqueue: Enqueue):
+    def __init__(self, runtime: Any, enqueue: Enqueue, jobs_inline: bool = True):
         self.runtime = runtime
         self.enqueue = enqueue
+        self.jobs_inline = jobs_inline
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._jobs_thread: threading.Thread | None = None
         self._leader_conn = None
         periodic.load_jobs()
 
@@ -138,7 +142,7 @@ class Scheduler:
         # sits claimed in the queue long enough to outlive its lease.
         room = max(size * 40, 5000) - in_flight(self.runtime)
         if room <= 0:
-            periodic.run_due(self.runtime, clock.now())
+            self._jobs_inline()
             return done
         token, groups = claim_due(self.runtime, limit=room)
         for ids in groups.values():
@@ -150,8 +154,21 @@ class Scheduler:
                     log.warning("could not enqueue a batch of %d runs; giving the claim back", len(chunk), exc_info=True)
                     release(self.runtime, chunk, token)
                 done += len(chunk)
-        periodic.run_due(self.runtime, clock.now())
+        self._jobs_inline()
         return done
+
+    def _jobs_inline(self) -> None:
+        if self.jobs_inline:
+            periodic.run_due(self.runtime, clock.now())
+
+    def run_jobs(self) -> None:
+        """The periodic jobs loop (leader only), beside the claim loop."""
+        while not self._stop.wait(1.0):
+            try:
+                if self._leader_conn is not None or not self.runtime.is_postgres:
+                    periodic.run_due(self.runtime, clock.now())
+            except Exception:
+                log.exception("periodic jobs failed")
 
     def run(self) -> None:
         tick = self.runtime.settings.engine_tick
@@ -166,12 +183,16 @@ class Scheduler:
                 self._stop.wait(tick)
 
     def start(self) -> "Scheduler":
+        self.jobs_inline = False
         self._thread = threading.Thread(target=self.run, name="kaskad-scheduler", daemon=True)
         self._thread.start()
+        self._jobs_thread = threading.Thread(target=self.run_jobs, name="kaskad-jobs", daemon=True)
+        self._jobs_thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._jobs_thread):
+            if thread is not None:
+                thread.join(timeout=30)
         self._drop_leadership()

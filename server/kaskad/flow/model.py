@@ -123,11 +123,29 @@ class InactivityEntry(Model, tag_field="kind", tag="inactivity", kw_only=True):
     days: Annotated[int, Meta(ge=1)]
 
 
+class AbandonedCartEntry(Model, tag_field="kind", tag="abandoned_cart", kw_only=True):
+    """Contacts enter when their latest ``event`` (a cart update) is ``after`` old and no ``order_event`` came since;
+    an order before then cancels the entry. Once per cart update."""
+
+    event: Annotated[str, Meta(min_length=1)] = "cart_updated"
+    after: Duration = "PT4H"
+    order_event: Annotated[str, Meta(min_length=1)] = "order_placed"
+
+
+class ReplenishmentEntry(Model, tag_field="kind", tag="replenishment", kw_only=True):
+    """Contacts enter ``lead`` before they are predicted to need a product again: for a SKU (any, or ``sku``)
+    bought in at least ``min_purchases`` orders, the next purchase is the last one plus the median of their own intervals."""
+
+    sku: Annotated[str, Meta(min_length=1)] | None = None
+    min_purchases: Annotated[int, Meta(ge=3)] = 3
+    lead: Duration = "P3D"
+
+
 class ApiEntry(Model, tag_field="kind", tag="api", kw_only=True):
     """Contacts enter only through ``POST /api/v1/flows/{key}/enroll``."""
 
 
-Entry = Union[SegmentEntry, EventEntry, DateEntry, InactivityEntry, ApiEntry]
+Entry = Union[SegmentEntry, EventEntry, DateEntry, InactivityEntry, AbandonedCartEntry, ReplenishmentEntry, ApiEntry]
 
 
 class Reentry(Model, kw_only=True):

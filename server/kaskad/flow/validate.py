@@ -309,6 +309,10 @@ def _check_flow_fields(e: Any, r: Any, goal: Any, errors: list[FlowError]) -> No
             errors.append(FlowError(node=None, path="entry.schedule", message="schedule is only used with on: schedule"))
     elif isinstance(e, model.DateEntry):
         _duration(e.offset, None, "entry.offset", errors, positive=False)
+    elif isinstance(e, model.AbandonedCartEntry):
+        _duration(e.after, None, "entry.after", errors)
+    elif isinstance(e, model.ReplenishmentEntry):
+        _duration(e.lead, None, "entry.lead", errors)
     if r is not None:
         if r.policy == "after" and r.cooldown is None:
             errors.append(FlowError(node=None, path="reentry.cooldown", message="re-entry 'after' needs a cooldown, e.g. P90D"))

@@ -15,6 +15,7 @@ from kaskad import clock
 from kaskad.ingest.batch import ItemError
 from kaskad.ingest.contacts import ExternalId, ensure_contacts
 from kaskad.ingest.events import insert_events
+from kaskad.segments import order_stats
 from kaskad.store.dialect import insert_for
 from kaskad.store.models import Order, OrderItem
 
@@ -170,4 +171,5 @@ def store_orders(session: Session, items: list[tuple[int, OrderIn]]) -> tuple[in
         session.execute(update(Order), changes)
         updated = len(changes)
     insert_events(session, events)
+    order_stats.refresh(session, {e["contact_id"] for e in events})
     return created, updated, errors

@@ -19,14 +19,14 @@ from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from kaskad import clock
+from kaskad.loyalty import checkout_store as store
 from kaskad.loyalty import codes as codes_mod
 from kaskad.loyalty import ledger, program, tiers
 from kaskad.loyalty.ledger import ZERO, LoyaltyError, num, whole_points
 from kaskad.loyalty.models import CodeUse, LoyaltyCode, Reservation
-from kaskad.store.models import Contact
 
 CENT = Decimal("0.01")
 #: How long after a quote a till may redeem at the quoted melting step.
@@ -73,14 +73,15 @@ class Refund(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def contact_id_of(session, external_id: str | None) -> int | None:
     if external_id is None:
         return None
-    cid = session.scalar(select(Contact.id).where(Contact.external_id == external_id))
+    cid = store.contact_id(session, external_id)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
     return cid
 
 
 def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.ProgramRules, paid: Decimal,
-              subtotal: Decimal, at: datetime) -> dict:
+              subtotal: Decimal, at: datetime, offers: list | None = None) -> dict:
+    """The points an order earns; ``offers`` are the contact's cashback codes (read here when None)."""
     acc = rules.accrual
     out: dict[str, Any] = {"points": "0", "details": [], "not_applied": []}
     if contact_id is None:
@@ -102,14 +103,11 @@ def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.Progra
     base *= tier_mult
     out["details"].append({"rule": "accrual", "tier": prog["tier"], "multiplier": num(tier_mult),
                            "points": num(whole_points(base))})
-    cashback = session.scalars(
-        select(LoyaltyCode).where(
-            LoyaltyCode.contact_id == contact_id, LoyaltyCode.kind == "cashback", LoyaltyCode.valid_from <= at,
-        )
-    ).all()
+    if offers is None:
+        offers = store.codes_and_offers(session, [], contact_id, lock=False)[1]
     best = None
-    for offer in cashback:
-        if offer.valid_until is not None and at >= offer.valid_until:
+    for offer in offers:
+        if offer.valid_from > at or (offer.valid_until is not None and at >= offer.valid_until):
             continue
         if offer.min_order is not None and paid < offer.min_order:
             out["not_applied"].append(f"cashback {offer.percent}%: the order must be at least {offer.min_order}")
@@ -142,15 +140,13 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
     percent_codes: list[tuple[Decimal, LoyaltyCode, dict | None]] = []
     gift_cards: list[LoyaltyCode] = []
     referral: LoyaltyCode | None = None
-    seen = set()
     step_at = at
     if cart.quoted_at is not None and at - QUOTE_HOLD <= cart.quoted_at <= at:
         step_at = cart.quoted_at
-    for raw in sorted({codes_mod.normalise(c) for c in cart.codes}):
-        if raw in seen:
-            continue
-        seen.add(raw)
-        code = codes_mod.find(session, raw, lock=lock)
+    entered = sorted({codes_mod.normalise(c) for c in cart.codes})
+    found, offers = store.codes_and_offers(session, entered, contact_id, lock=lock)
+    for raw in entered:
+        code = found.get(raw)
         reason = codes_mod.why_not(session, code, contact_id, subtotal, step_at if code and code.kind == "melting" else at)
         if reason:
             rejected.append({"code": raw, "reason": reason})
@@ -193,6 +189,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
     # Points.
     points_info: dict[str, Any] = {"requested": num(cart.points), "spent": "0", "value": "0"}
     spend = whole_points(cart.points)
+    lots: list = []
     if spend != cart.points:
         points_info["note"] = "points are whole; the fraction was dropped"
     if spend > 0:
@@ -200,7 +197,11 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
             rejected.append({"points": num(cart.points), "reason": "no customer on the order: no points to spend"})
             spend = ZERO
         else:
-            balance = ledger.points_balance(session, contact_id, at)
+            if lock:  # redeem spends from these lots; the account lock keeps them as read
+                lots = store.live_lots(session, contact_id, at)
+                balance = sum((lot.remaining for lot in lots), ZERO)
+            else:
+                balance = store.balance(session, contact_id, at)
             points_info["balance"] = num(balance)
             limit_money = min(money(running * st.max_points_percent / 100), cap - total_discount)
             limit = whole_points(limit_money / st.point_value)
@@ -225,7 +226,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         gifts.append({"code": card.code, "amount": str(money(used)), "balance_after": str(money(card.balance - used))})
         running -= used
     paid_money = net  # gift cards were bought with money: they earn like money
-    earn = _earn_for(session, cart, contact_id, rules, paid_money, subtotal, at)
+    earn = _earn_for(session, cart, contact_id, rules, paid_money, subtotal, at, offers)
     if referral is not None:
         earn["referral"] = {"code": referral.code, **referral.details}
     quote = {
@@ -241,7 +242,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         "rejected": rejected,
     }
     plan = {"codes": [c for _, c, _ in percent_codes], "gift_cards": gift_cards, "gifts": gifts,
-            "referral": referral, "spend": spend, "net": net, "discounts": discounts}
+            "referral": referral, "spend": spend, "lots": lots, "net": net, "discounts": discounts}
     return quote, plan
 
 
@@ -251,43 +252,60 @@ def quote(session, cart: Cart) -> dict:
 
 def redeem(session, req: Redeem) -> dict:
     """Reserve what the cart's quote gives: spends points, takes code uses and gift-card
-    balance. All or nothing: if any code or the points cannot be used, nothing changes."""
-    contact_id = contact_id_of(session, req.contact)
+    balance. All or nothing: if any code or the points cannot be used, nothing changes.
+
+    A repeat with the same ``idempotency_key`` returns the first answer. Every check is
+    done before the first write, so a refusal leaves no trace even in a caller's open
+    transaction; the reservation's unique key settles two first calls racing.
+    """
+    if not req.idempotency_key:
+        raise LoyaltyError("idempotency_key_required", "send an idempotency key with every loyalty operation", 422)
+    key = f"redeem:{req.idempotency_key}"
     now = clock.now()
-
-    def work(op):
-        q, plan = compute(session, req, contact_id, now, lock=True)
-        if q["rejected"]:
-            raise LoyaltyError("not_redeemable", "; ".join(
-                f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
-        if plan["spend"] > 0:
-            q["points"]["lots"] = ledger.take(session, op, contact_id, plan["spend"], f"checkout {req.idempotency_key}"[:120])
-        res = ledger.OperationRef(session.execute(
-            insert(Reservation).values(key=req.idempotency_key, contact_id=contact_id, order_ref=req.order_id,
-                                       status="reserved", quote=q, net=plan["net"], points_spent=plan["spend"],
-                                       created_at=now).returning(Reservation.id)
-        ).scalar_one())
-        for code, d in zip(plan["codes"], plan["discounts"]):
-            _use(session, code, contact_id, res, Decimal(d["amount"]), now)
-        for card, g in zip(plan["gift_cards"], plan["gifts"]):
-            _use(session, card, contact_id, res, Decimal(g["amount"]), now, gift=True)
-        if plan["referral"] is not None:
-            _use(session, plan["referral"], contact_id, res, ZERO, now)
-        return {"reservation": res.id, "status": "reserved", **q}
-
-    return ledger.once(session, f"redeem:{req.idempotency_key}", "redeem", contact_id, work)
-
-
-def _use(session, code: LoyaltyCode, contact_id, res, amount: Decimal, now, gift: bool = False) -> None:
-    """Take one use of a (locked) code; a gift card also gives ``amount`` of its balance."""
-    if codes_mod.counted(code):
-        values = {"uses": LoyaltyCode.uses + 1}
-        if gift:
-            values["balance"] = LoyaltyCode.balance - amount
-        session.execute(update(LoyaltyCode).where(LoyaltyCode.id == code.id).values(**values))
-        session.expire(code, ["uses", "balance"])  # the row changed behind the ORM's back
-    session.execute(insert(CodeUse).values(code_id=code.id, contact_id=contact_id, reservation_id=res.id,
-                                           status="reserved", amount=amount, created_at=now))
+    if req.contact is None:
+        contact_id, first = None, store.stored_result(session, key)
+    else:
+        contact_id, first = store.lock_contact(session, req.contact, key)
+    if first is not None:
+        return first
+    q, plan = compute(session, req, contact_id, now, lock=True)
+    if q["rejected"]:
+        # The lock may have waited on a first call with this key: its answer stands.
+        first = store.stored_result(session, key)
+        if first is not None:
+            return first
+        raise LoyaltyError("not_redeemable", "; ".join(
+            f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
+    spends, left = [], plan["spend"]
+    for lot in plan["lots"]:  # soonest-expiring first
+        if left <= 0:
+            break
+        part = min(lot.remaining, left)
+        spends.append({"lot": lot.id, "part": part})
+        left -= part
+    if left > 0:  # compute() never offers more than the live lots hold
+        raise LoyaltyError("insufficient_points", f"{left} points more than the balance were asked")
+    if plan["spend"] > 0:
+        q["points"]["lots"] = [[s["lot"], num(s["part"])] for s in spends]
+    taken = [(c, Decimal(d["amount"])) for c, d in zip(plan["codes"], plan["discounts"])]
+    taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
+    if plan["referral"] is not None:
+        taken.append((plan["referral"], ZERO))
+    result = {"status": "reserved", **q}
+    res_id = store.write_redeem(session, {
+        "key": req.idempotency_key, "op_key": key, "contact_id": contact_id, "order_ref": req.order_id, "quote": q,
+        "result": result, "net": plan["net"], "points_spent": plan["spend"],
+        "reason": f"checkout {req.idempotency_key}"[:120], "now": now, "spends": spends,
+        "uses": [{"code_id": c.id, "amount": amount} for c, amount in taken],
+        "counted": [{"code_id": c.id, "taken": amount if c.kind == "gift_card" else ZERO}
+                    for c, amount in taken if codes_mod.counted(c)],
+    })
+    if res_id is None:  # a first call with this key committed while this one computed
+        first = store.stored_result(session, key)
+        if first is None:
+            raise LoyaltyError("idempotency_conflict", f"reservation key {req.idempotency_key!r} is taken")
+        return first
+    return {"reservation": res_id, **result}
 
 
 def _reservation(session, reservation_id: int) -> Reservation:

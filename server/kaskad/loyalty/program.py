@@ -72,13 +72,13 @@ class ProgramRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 #: Rules are read on every quote; a process keeps them this long (a change shows within it).
 CACHE_SECONDS = 5.0
-_cache: dict[str, tuple[float, ProgramRules]] = {}
+_cache: dict[object, tuple[float, ProgramRules]] = {}
 
 
 def load(session) -> ProgramRules:
     from kaskad.loyalty.models import Program
 
-    bind = str(session.get_bind().url)
+    bind = session.get_bind().engine.url  # an engine, or a connection of one
     hit = _cache.get(bind)
     if hit and hit[0] > time.monotonic():
         return hit[1]

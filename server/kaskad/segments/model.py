@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import Meta
@@ -57,12 +57,36 @@ class Bought(Cond, tag_field="kind", tag="bought"):
 
 
 class Performed(Cond, tag_field="kind", tag="event"):
-    """Performed event ``name`` at least ``min`` / at most ``max`` times."""
+    """Performed event ``name`` at least ``min`` / at most ``max`` times, counting only events
+    whose properties match ``where`` (see :mod:`kaskad.segments.where`)."""
 
     name: Annotated[str, Meta(min_length=1)]
     min: Annotated[int, Meta(ge=0)] = 1
     max: Annotated[int, Meta(ge=0)] | None = None
     within_days: Annotated[int, Meta(ge=1)] | None = None
+    where: Annotated[
+        dict[str, Any],
+        Meta(description="property path -> literal (equality) or one of {eq, ne, gt, gte, lt, lte, in, not_in, exists, contains}"),
+    ] | None = None
+
+
+RfmName = Literal["Champions", "Loyal", "Can't lose them", "At risk", "Potential loyalists", "New", "Promising",
+                  "Need attention", "About to sleep", "Hibernating", "Lost"]
+Score = Annotated[int, Meta(ge=1, le=5)]
+
+
+class Rfm(Cond, tag_field="kind", tag="rfm"):
+    """The contact's RFM in the latest snapshot: one of the named ``segments`` and/or scores within bounds.
+
+    Contacts not scored in that snapshot (no counted order) match nothing."""
+
+    segments: list[RfmName] | None = None
+    r_min: Score | None = None
+    r_max: Score | None = None
+    f_min: Score | None = None
+    f_max: Score | None = None
+    m_min: Score | None = None
+    m_max: Score | None = None
 
 
 class InSegment(Cond, tag_field="kind", tag="segment"):
@@ -81,7 +105,7 @@ class Not(Cond, tag_field="kind", tag="not"):
     condition: Condition
 
 
-Condition = Union[Attribute, Tag, Reachable, Orders, Bought, Performed, InSegment, All, Any_, Not]
+Condition = Union[Attribute, Tag, Reachable, Orders, Bought, Performed, Rfm, InSegment, All, Any_, Not]
 
 
 class Segment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -1,6 +1,7 @@
 """RFM scores 1–5 per contact, in one set-based SQL query.
 
-Only contacts with at least one counted order (not cancelled/refunded) are scored.
+Only contacts with at least one counted order (not cancelled/refunded) are scored;
+the figures come from the per-contact summary ``contact_order_stats``.
 Recency is the time of the last order, frequency the number of orders, monetary
 the spend net of ``refunded_amount``. Each is scored by quintile of rank:
 ``score = 1 + 5 * (rank - 1) // n`` where ``rank`` is SQL ``RANK()`` ascending
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
-from kaskad.store.models import Order
+from kaskad.segments.models import ContactOrderStats
 
 SEGMENT_RULES = [
     # (name, min R, max R, min F, max F, min M) — first match wins
@@ -43,9 +44,8 @@ def segment_name(r: int, f: int, m: int) -> str:
     raise AssertionError((r, f, m))  # the table covers every (r, f)
 
 
-def _quintile(col, *, desc=False):
+def _quintile(col, n, *, desc=False):
     order = col.desc() if desc else col
-    n = func.count().over()
     return 1 + (5 * (func.rank().over(order_by=order) - 1)) / n
 
 
@@ -56,19 +56,18 @@ def _thresholds(col, bounds):
 def scores_query(*, thresholds: dict[str, list[float]] | None = None, now: datetime | None = None):
     """``SELECT contact_id, r, f, m, last_at, orders, spend`` for every contact with orders."""
     thresholds = thresholds or {}
-    base = (
-        select(
-            Order.contact_id.label("contact_id"),
-            func.max(Order.placed_at).label("last_at"),
-            func.count().label("orders"),
-            # rounded to the column's 4 places: SQLite sums decimals as floats, and equal
-            # spends must tie exactly to share a score
-            func.round(func.sum(Order.amount - func.coalesce(Order.refunded_amount, 0)), 4).label("spend"),
-        )
-        .where(Order.status.not_in(("cancelled", "refunded")))
-        .group_by(Order.contact_id)
-        .subquery()
-    )
+    st = ContactOrderStats
+    base = select(
+        st.contact_id.label("contact_id"),
+        st.last_at.label("last_at"),
+        st.orders.label("orders"),
+        # rounded to the column's 4 places: SQLite sums decimals as floats, and equal
+        # spends must tie exactly to share a score
+        func.round(st.spend, 4).label("spend"),
+    ).subquery()
+    # n once, not COUNT(*) OVER () beside each RANK(): that window keeps a frame of all
+    # rows per row, which spilled to disk and took most of the time at a million contacts
+    n = select(func.count()).select_from(ContactOrderStats).scalar_subquery()
     if "recency" in thresholds:
         if now is None:
             raise ValueError("recency thresholds need now")
@@ -76,9 +75,9 @@ def scores_query(*, thresholds: dict[str, list[float]] | None = None, now: datet
         cut = [now - timedelta(days=b) for b in thresholds["recency"]]
         r = case(*[(base.c.last_at >= c, 5 - i) for i, c in enumerate(cut)], else_=literal(1))
     else:
-        r = _quintile(base.c.last_at)
-    f = _thresholds(base.c.orders, thresholds["frequency"]) if "frequency" in thresholds else _quintile(base.c.orders)
-    m = _thresholds(base.c.spend, thresholds["monetary"]) if "monetary" in thresholds else _quintile(base.c.spend)
+        r = _quintile(base.c.last_at, n)
+    f = _thresholds(base.c.orders, thresholds["frequency"]) if "frequency" in thresholds else _quintile(base.c.orders, n)
+    m = _thresholds(base.c.spend, thresholds["monetary"]) if "monetary" in thresholds else _quintile(base.c.spend, n)
     return select(base.c.contact_id, r.label("r"), f.label("f"), m.label("m"), base.c.last_at, base.c.orders, base.c.spend)
 
 

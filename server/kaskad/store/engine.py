@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import msgspec
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -47,11 +49,38 @@ def make_engine(url: str, **kw) -> Engine:
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 10)
         kw.setdefault("max_overflow", 20)
-    kw.setdefault("pool_pre_ping", True)
     # msgspec decodes JSONB several times faster than the stdlib (the engine reads
     # every run's context and contact's attributes per batch); same Python values.
     kw.setdefault("json_deserializer", msgspec.json.decode)
-    return create_engine(url, **kw)
+    if "pool_pre_ping" in kw:
+        return create_engine(url, **kw)
+    engine = create_engine(url, **kw)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection unused for this many seconds is pinged before it is handed out.
+PING_AFTER_IDLE = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Like ``pool_pre_ping``, but only for connections that sat idle: a restarted database
+    dropped those, while a busy pool (a till's API under load) skips a round trip per request.
+    A connection that breaks in use fails its request and invalidates the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -67,3 +96,17 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on error."""
     with sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reads(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads that need no common snapshot: on PostgreSQL each statement
+    runs on its own (autocommit: no BEGIN and COMMIT round trips); elsewhere a transaction."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with transaction(sessions) as session:
+            yield session
+        return
+    with engine.connect() as conn:
+        with sessions(bind=conn.execution_options(isolation_level="AUTOCOMMIT")) as session:
+            yield session

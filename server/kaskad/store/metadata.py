@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "kaskad.webpush.models",
     "kaskad.wallet.models",
     "kaskad.loyalty.models",
+    "kaskad.segments.models",
     "kaskad.engine.models",
     "kaskad.analytics.models",
 ]
