@@ -144,6 +144,16 @@ def test_journey_report_shows_the_funnel_figures_and_uplift(page, seeded):
     mail = dict(zip(header, next(line for line in lines if line.startswith("mail,")).split(",")))
     assert (mail["reached"], mail["converted"], mail["revenue"]) == ("4", "2", "100.00")
 
+    # The report is one click from the editor and from the flow list (the period falls back to the last 30 days).
+    page.click("text=← Edit")
+    page.wait_for_selector('.react-flow__node[data-id="pause"]')
+    page.click("[data-testid=open-report]")
+    page.wait_for_selector("[data-testid=figure-entered]")
+    assert page.url.endswith(f"/editor/flows/{FLOW['key']}/report")
+    page.goto(f"{seeded.url}/editor/")
+    page.click(f"[data-testid=report-{FLOW['key']}]")
+    page.wait_for_selector("[data-testid=funnel-mail]")
+
 
 def _chart(page, cid: str) -> tuple[list[list[str]], list]:
     """The table under a chart (rows of cells) and the numbers chart.js drew."""
