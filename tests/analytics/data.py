@@ -72,9 +72,13 @@ class Data:
         return mid
 
     def order(self, contact: int, placed: datetime, amount: str, status: str = "paid", refunded: str = "0") -> int:
+        from kaskad.segments import order_stats
+
         self.n += 1
-        return self._id(Order, external_id=f"{self.prefix}{self.n}", contact_id=contact, status=status, amount=Decimal(amount),
-                        refunded_amount=Decimal(refunded), currency="EUR", placed_at=placed, attributes={})
+        oid = self._id(Order, external_id=f"{self.prefix}{self.n}", contact_id=contact, status=status, amount=Decimal(amount),
+                       refunded_amount=Decimal(refunded), currency="EUR", placed_at=placed, attributes={})
+        order_stats.refresh(self.s, [contact])  # as the orders API keeps the per-contact summary RFM reads
+        return oid
 
     def event(self, contact: int, name: str, when: datetime, **props) -> int:
         return self._id(Event, contact_id=contact, name=name, occurred_at=when, properties=props)
