@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from kaskad.engine.enroll import IN_PROGRESS, enroll_plan
@@ -27,7 +27,7 @@ from kaskad.engine.plan import FlowPlan, plan_for_version, published_plans
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
 from kaskad.store.engine import transaction
-from kaskad.store.models import Event, JourneyRun
+from kaskad.store.models import Event, JourneyRun, RunStep
 
 
 def _matches(where: dict | None, properties: dict) -> bool:
@@ -108,10 +108,6 @@ def _goals(session: Session, plans: list[FlowPlan], events: list, now: datetime)
                         claim=None),
                 params,
             )
-            from sqlalchemy import insert
-
-            from kaskad.store.models import RunStep
-
             session.execute(insert(RunStep), steps)
 
 
