@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from kaskad.engine.enroll import IN_PROGRESS, enroll_plan
 from kaskad.engine.handlers import WAIT_MARK
+from kaskad.engine.match import MISSING, matches, resolve
 from kaskad.engine.plan import FlowPlan, plan_for_version, published_plans
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
@@ -31,20 +32,15 @@ from kaskad.store.models import Event, JourneyRun, RunStep
 
 
 def _matches(where: dict | None, properties: dict) -> bool:
-    from kaskad.engine.match import matches
-
     return matches(where, properties or {})
 
 
 def _path(event: Any, path: str) -> Any:
-    value: Any = {"name": event.name, "properties": event.properties or {}}
-    if path != "name" and not path.startswith("properties."):  # a property such as "name_of_list" is still one
-        path = "properties." + path
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+    """The event's ``name``, or the property at ``path`` (``properties.`` optional); None when missing."""
+    if path == "name":
+        return event.name
+    value = resolve(event.properties or {}, path)
+    return None if value is MISSING else value
 
 
 def _event_doc(e: Any) -> dict:

@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import bindparam, select, update
 
 from kaskad.engine.batch import BatchContext, Run
+from kaskad.engine.conditions import RunView, contact_value, evaluate
 from kaskad.engine.plan import FlowPlan
 from kaskad.flow import model
 from kaskad.mechanics import AwardContext
@@ -45,7 +46,7 @@ def handle_wait(ctx: BatchContext, plan: FlowPlan, node: model.WaitNode, runs: l
                 wake = timing.after_local(wake, node.for_, tz)
             if node.until_date is not None:
                 d = node.until_date
-                target = timing.date_target(wake, tz, _attribute(contact, d.attribute), d.offset, d.at, d.yearly)
+                target = timing.date_target(wake, tz, contact_value(contact, d.attribute), d.offset, d.at, d.yearly)
                 if target is None:
                     ctx.move(run, "next", node.next, f"no usable date in {d.attribute!r}")
                     continue
@@ -78,20 +79,7 @@ def _default_tz(ctx: BatchContext) -> str:
     return getattr(settings, "default_timezone", None) or "UTC"
 
 
-def _attribute(contact: dict, path: str) -> Any:
-    if path in ("email", "phone", "timezone", "external_id"):
-        return contact.get(path)
-    value: Any = contact.get("attributes") or {}
-    for part in path.removeprefix("attributes.").split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
 def handle_branch(ctx: BatchContext, plan: FlowPlan, node: model.BranchNode, runs: list[Run]) -> None:
-    from kaskad.engine.conditions import RunView, evaluate
-
     undecided = list(runs)
     for i, case in enumerate(node.cases):
         if not undecided:

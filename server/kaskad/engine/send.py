@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import or_, select, update
 
-from kaskad import templates
+from kaskad import clock, templates
 from kaskad.channels import OutboundMessage, Recipient, SendResult
 from kaskad.delivery.policy import filter_sends
 from kaskad.engine.batch import MAX_ATTEMPTS, BatchContext, Run, backoff
@@ -233,8 +233,6 @@ async def _send(runtime, channel, messages: list[OutboundMessage]) -> list[SendR
 
 def deliver(runtime: Any, outbox_ids: list[int]) -> None:
     """Hand pending outbox rows to their channels: mark ``sending``, call, record the result."""
-    from kaskad import clock
-
     # One statement claims the rows: only those still pending (a duplicate batch
     # message, or a concurrent retry, finds nothing left to send).
     t = OutboxMessage.__table__
