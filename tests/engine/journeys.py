@@ -10,28 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-import pytest
 from sqlalchemy import select
 
 from kaskad import clock
 from kaskad.engine.enroll import enroll
 from kaskad.store.engine import transaction
 from kaskad.store.models import Contact, JourneyRun, RunStep
-from kaskad.testing.engine import EngineDriver
 from kaskad_channels import test as test_channel
 
 from .helpers import T0, add_contacts, add_event, flow_doc, outbox, publish, runs, statuses  # noqa: F401
 
 EXIT = {"id": "end", "kind": "exit"}
 
-
-@pytest.fixture
-def engine(runtime):
-    test_channel.SENT.clear()
-    driver = EngineDriver(runtime)
-    yield driver
-    driver.close()
-    test_channel.SENT.clear()
 
 
 def send(node_id: str, text: str, next: str | None = "end", channel: str = "test", **more: Any) -> dict:

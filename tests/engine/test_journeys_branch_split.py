@@ -30,7 +30,6 @@ from .journeys import (
     steps,
     texts,
 )
-from .journeys import engine  # noqa: F401
 
 
 def _port(runtime, cid: int, node: str) -> str:

@@ -10,7 +10,6 @@ from kaskad.store.engine import transaction
 from kaskad.store.models import MessageEvent
 
 from .journeys import EXIT, T0, contact, enroll_ids, flow_doc, outbox, publish, run_of, send, statuses, steps, texts
-from .journeys import engine  # noqa: F401
 
 
 def test_cascade_sends_the_next_step_only_to_those_who_did_not_respond(runtime, engine):

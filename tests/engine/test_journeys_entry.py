@@ -31,7 +31,6 @@ from .journeys import (
     steps,
     texts,
 )
-from .journeys import engine  # noqa: F401
 
 CART = {"kind": "event", "event": "cart_updated", "dedupe": "properties.cart_id", "where": {"total": {"gt": 0}}}
 

@@ -18,7 +18,6 @@ from kaskad_channels.test import SENT, TestChannel
 from kaskad_mechanics import noop
 
 from .journeys import EXIT, T0, contact, enroll_ids, flow_doc, outbox, publish, runs, send, statuses
-from .journeys import engine  # noqa: F401
 
 FLOW = [{"id": "gift", "kind": "award", "mechanic": "noop", "next": "mail"}, send("mail", "once"), EXIT]
 

@@ -11,7 +11,6 @@ from kaskad.mechanics import Mechanic
 from kaskad_channels.test import SENT, TestChannel
 
 from .journeys import EXIT, T0, contact, enroll_ids, flow_doc, outbox, publish, run_of, send, statuses, texts
-from .journeys import engine  # noqa: F401
 
 
 class FlakyMechanic(Mechanic):

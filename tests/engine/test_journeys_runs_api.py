@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .journeys import EXIT, contact, enroll_ids, flow_doc, publish
-from .journeys import engine  # noqa: F401
 
 
 def test_runs_by_status_and_bad_queries(runtime, engine, api):

@@ -9,7 +9,6 @@ from kaskad.delivery.policy import DeliverySettings, QuietHours
 from kaskad_mechanics import noop
 
 from .journeys import EXIT, T0, add_event, contact, enroll_ids, flow_doc, outbox, publish, run_of, send, steps, texts
-from .journeys import engine  # noqa: F401
 
 UTC = timezone.utc
 

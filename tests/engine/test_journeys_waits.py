@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from kaskad import clock
 
 from .journeys import EXIT, T0, add_event, contact, enroll_ids, flow_doc, publish, run_of, send, steps, texts
-from .journeys import engine  # noqa: F401
 
 UTC = timezone.utc
 

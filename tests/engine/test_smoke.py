@@ -1,19 +1,10 @@
-import pytest
 
 from kaskad.engine.enroll import enroll
 from kaskad.store.engine import transaction
-from kaskad.testing.engine import EngineDriver
 from kaskad_channels import test as test_channel
 
 from .helpers import add_contacts, flow_doc, outbox, publish, statuses
 
-
-@pytest.fixture
-def engine(runtime):
-    test_channel.reset()
-    driver = EngineDriver(runtime)
-    yield driver
-    driver.close()
 
 
 def test_send_award_exit(runtime, engine):

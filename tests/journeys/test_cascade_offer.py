@@ -14,7 +14,6 @@ import pytest
 from kaskad import clock
 from kaskad.engine.enroll import enroll
 from kaskad.store.engine import transaction
-from kaskad.testing.engine import EngineDriver
 from kaskad.testing.fakes.sms_providers import FakeSmsRu
 from kaskad.testing.fakes.smtp import SmtpSink
 from kaskad.testing.fakes.whatsapp_cloud import FakeWhatsAppCloud
@@ -40,12 +39,6 @@ def providers(runtime):
                   access_token=wa.access_token, app_secret=APP_SECRET, price_per_message="3.20")
         yield smtp, smsru, wa
 
-
-@pytest.fixture
-def engine(runtime):
-    driver = EngineDriver(runtime)
-    yield driver
-    driver.close()
 
 
 def test_the_dear_channels_reach_only_the_remainder(runtime, api, providers, engine):

@@ -14,16 +14,14 @@ from sqlalchemy import func, select
 from kaskad.engine.enroll import enroll
 from kaskad.store.engine import transaction
 from kaskad.store.models import OutboxMessage
-from kaskad.testing.engine import EngineDriver
 from kaskad.testing.fakes.apns import FakeAPNs
-from kaskad.testing.fakes.google_wallet import FakeGoogleWallet
 from kaskad.testing.fakes.push_service import FakePushService
 from kaskad.testing.fakes.sms_providers import FakeTwilio
-from kaskad.testing.fakes.wallet_certs import make_wallet_credentials
 from kaskad_channels.wallet import WalletConfig
 from kaskad_channels.webpush import WebPushConfig, vapid
 
 from ..channels.test_wallet_apple import PUSH_TOKEN, Device, _unzip
+from ..channels.test_wallet_google import google_api  # noqa: F401  (the Google Wallet stand-in with credentials)
 from ..engine.helpers import flow_doc, publish, runs
 from .channels import add_people, configure, local_path, sent_by
 
@@ -46,17 +44,8 @@ FLOW = flow_doc("dessert-offer", [
 
 
 @pytest.fixture
-def google(tmp_path):
-    fake = FakeGoogleWallet(issuer_id="", service_account_email="", public_key=None).start()
-    creds = make_wallet_credentials(tmp_path / "creds", token_url=fake.token_url)
-    fake.issuer_id, fake.service_account_email, fake.public_key = creds.google_issuer_id, creds.google_email, creds.google_key.public_key()
-    fake.creds = creds
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def providers(runtime, google):
+def providers(runtime, google_api):  # noqa: F811  (the imported fixture)
+    google = google_api
     creds = google.creds
     with FakePushService() as push, FakeTwilio() as twilio, FakeAPNs(
         topic=creds.pass_type_id, tls_certificate=str(creds.tls_certificate), tls_key=str(creds.tls_key),
@@ -79,12 +68,6 @@ def providers(runtime, google):
                   auth_token=twilio.auth_token, from_number="+15005550006", price_per_segment="0.0079")
         yield google, apns, push, twilio
 
-
-@pytest.fixture
-def engine(runtime):
-    driver = EngineDriver(runtime)
-    yield driver
-    driver.close()
 
 
 def google_card(api, runtime, external_id: str) -> str:

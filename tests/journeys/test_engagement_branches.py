@@ -13,7 +13,6 @@ import pytest
 from kaskad import clock
 from kaskad.engine.enroll import enroll
 from kaskad.store.engine import transaction
-from kaskad.testing.engine import EngineDriver
 from kaskad.testing.fakes.sms_providers import FakeTwilio
 from kaskad.testing.fakes.smtp import SmtpSink
 from kaskad.testing.fakes.whatsapp_cloud import FakeWhatsAppCloud
@@ -58,12 +57,6 @@ def providers(runtime):
                   access_token=wa.access_token, app_secret=APP_SECRET, price_per_message="0.0147")
         yield smtp, twilio, wa
 
-
-@pytest.fixture
-def engine(runtime):
-    driver = EngineDriver(runtime)
-    yield driver
-    driver.close()
 
 
 def test_sends_for_real_and_engagement_moves_the_branches(runtime, api, providers, engine):

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dramatiq import Worker
-
 from kaskad.engine import broker
-from kaskad.engine.scheduler import Scheduler
+from kaskad.engine.embedded import EmbeddedEngine
 
 
-class EngineDriver:
+class EngineDriver(EmbeddedEngine):
+    """The embedded engine with its worker running and its scheduler ticked by the test (jobs inline)."""
+
     def __init__(self, runtime: Any, threads: int = 2):
-        self.runtime = runtime
-        self.actor = broker.setup(runtime)
+        super().__init__(runtime, threads)
         self.broker = self.actor.broker
-        self.scheduler = Scheduler(runtime, broker.enqueue)
-        self.worker = Worker(self.broker, worker_threads=threads, worker_timeout=50)
         self.worker.start()
 
     def drain(self, rounds: int = 100) -> int:
@@ -38,5 +35,4 @@ class EngineDriver:
         raise AssertionError(f"the engine was still busy after {rounds} rounds")
 
     def close(self) -> None:
-        self.worker.stop()
-        self.scheduler.stop()
+        self.stop()
