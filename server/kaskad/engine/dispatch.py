@@ -47,7 +47,11 @@ def _event_doc(e: Any) -> dict:
     return {"id": e.id, "name": e.name, "properties": e.properties or {}, "time": e.occurred_at.isoformat()}
 
 
-def dispatch_events(runtime: Any, now: datetime, limit: int = 5000) -> int:
+#: Events taken per dispatch transaction.
+DISPATCH_BATCH = 5000
+
+
+def dispatch_events(runtime: Any, now: datetime, limit: int = DISPATCH_BATCH) -> int:
     """Dispatch one batch of undispatched events; returns how many."""
     with transaction(runtime.sessions) as session:
         q = (select(Event.id, Event.contact_id, Event.name, Event.occurred_at, Event.properties)

@@ -30,7 +30,7 @@ from sqlalchemy import func, select, text, update
 
 from kaskad import clock, periodic
 from kaskad.engine.batch import new_token
-from kaskad.engine.dispatch import dispatch_events
+from kaskad.engine.dispatch import DISPATCH_BATCH, dispatch_events
 from kaskad.store.engine import transaction
 from kaskad.store.models import JourneyRun
 
@@ -134,7 +134,7 @@ class Scheduler:
         while True:  # drain the event backlog before claiming, so goals win over sends
             n = dispatch_events(self.runtime, clock.now())
             done += n
-            if n < 5000:
+            if n < DISPATCH_BATCH:  # a short batch: the backlog is drained
                 break
         done += sweep(self.runtime)
         size = max(1, self.runtime.settings.engine_batch)
