@@ -53,6 +53,17 @@ class EditorServer:
             self.proc.kill()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test shows the end of its server's log: what the page could not say."""
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("editor_server") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(server, EditorServer):
+        log = (server.home / "server.log").read_text(errors="replace").splitlines()
+        report.sections.append(("kaskad serve log (last 60 lines)", "\n".join(log[-60:])))
+
+
 @pytest.fixture(scope="module")
 def editor_server():
     if not DIST.exists():
@@ -82,7 +93,7 @@ def page(browser, request):
     """A fresh page (own localStorage); page errors fail the test; a screenshot is kept after it."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = context.new_page()
-    pg.set_default_timeout(10_000)
+    pg.set_default_timeout(20_000)  # a loaded CI box (the other xdist worker runs multi-process tests)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     yield pg

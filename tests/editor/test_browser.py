@@ -20,14 +20,18 @@ def drop(page, kind: str, x: int, y: int) -> None:
 
 
 def connect(page, source: str, port: str, target: str) -> None:
-    """Drag from a node's output port to another node's input handle."""
-    src = page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle[data-handleid="{port}"]').bounding_box()
-    dst = page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle[data-handleid="in"]').bounding_box()
-    page.mouse.move(src["x"] + src["width"] / 2, src["y"] + src["height"] / 2)
+    """Drag from a node's output port to another node's input handle; returns once the edge is drawn."""
+    src = page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle[data-handleid="{port}"]')
+    dst = page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle[data-handleid="in"]')
+    # The problems bar above the canvas grows and shrinks as the server's answers come in, moving the
+    # canvas: the handles are measured only once nothing is waiting to be saved.
+    wait_saved(page)
+    a, b = src.bounding_box(), dst.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
     page.mouse.down()
-    page.mouse.move(dst["x"] + dst["width"] / 2, dst["y"] + dst["height"] / 2, steps=8)
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=8)
     page.mouse.up()
-    page.wait_for_selector(f'.react-flow__edge[data-id="{source}:{port}"]', state="attached") if False else None
+    page.wait_for_selector(f'.react-flow__edge[data-id="{source}:{port}"]', state="attached")
 
 
 def field(page, path: str):
@@ -116,7 +120,6 @@ def test_build_the_winback_journey_from_an_empty_canvas(page, editor_server):
                                  ("came", "case:came back", "review"), ("came", "else", "gift"),
                                  ("review", "next", "end"), ("gift", "next", "gift_sms")]:
         connect(page, source, port, target)
-        page.wait_for_selector(f'.react-flow__edge[data-id="{source}:{port}"]', state="attached")
 
     # The server's validation names the loose port on the right node: a badge there, a line in the list.
     wait_saved(page)
@@ -302,3 +305,25 @@ def test_editing_undo_copy_paste_layout_autosave_versions(page, editor_server):
     versions = editor_server.api("GET", f"/flows/{key}/versions").json()
     assert [(v["version"], v["status"]) for v in versions] == [(1, "published"), (2, "draft"), (3, "draft")]
     assert semantic(editor_server.api("GET", f"/flows/{key}").json()) == semantic(flow)
+
+
+def test_a_save_the_server_refused_is_tried_again_by_itself(page, editor_server):
+    flow = {**WINBACK, "key": "winback-retry"}
+    open_flow(page, editor_server, flow)
+    refused = []
+
+    def once_unavailable(route):
+        if route.request.method == "POST" and not refused:
+            refused.append(route.request.post_data)
+            return route.fulfill(status=503, json={"status_code": 503, "detail": "the database is busy"})
+        return route.continue_()
+
+    page.route("**/api/v1/flows", once_unavailable)
+    page.click('.react-flow__node[data-id="wait"]')
+    field(page, "for").fill("P3D")
+    page.wait_for_selector("[data-testid=save-status]:has-text('trying again')")
+    assert editor_server.api("GET", f"/flows/{flow['key']}").json()["nodes"][2]["for"] == "P7D"
+    # No further edit: the editor sends the same draft again and the server takes it.
+    wait_saved(page)
+    assert len(refused) == 1 and '"P3D"' in refused[0]
+    assert editor_server.api("GET", f"/flows/{flow['key']}").json()["nodes"][2]["for"] == "P3D"

@@ -5,6 +5,10 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from './api.js';
 
 const DELAY_MS = 800;
+// A save the server could not take (network down, 5xx, busy) is tried again on its own, sooner
+// at first, then every 30 s at most, until it goes through or a new edit schedules its own save.
+const RETRY_MS = [1000, 2000, 5000, 10000, 30000];
+const transient = (e) => e.status === undefined || e.status >= 500 || e.status === 408 || e.status === 429;
 
 export const pendingKey = (key) => `kaskad.pending.${key}`;
 
@@ -15,6 +19,7 @@ export function useAutosave(flowKey, flow, saved) {
   const latest = useRef(flow);
   const timer = useRef(null);
   const chain = useRef(Promise.resolve(null));
+  const failures = useRef(0);
   latest.current = flow;
 
   const save = useCallback(() => {
@@ -28,6 +33,7 @@ export function useAutosave(flowKey, flow, saved) {
       try {
         const r = await api('/flows', { method: 'POST', body: text });
         lastSaved.current = text;
+        failures.current = 0;
         setErrors(r.errors || []);
         if (JSON.stringify(latest.current) === text) {
           localStorage.removeItem(pendingKey(flowKey));
@@ -35,10 +41,17 @@ export function useAutosave(flowKey, flow, saved) {
         }
         return r;
       } catch (e) {
-        // The draft stays in localStorage; the next change (or reload) tries again.
+        // The draft stays in localStorage whatever happens; a reload brings it back too.
         const errs = e.body?.errors;
         if (errs) setErrors(errs);
-        setStatus({ state: 'error', text: `Not saved: ${e.message}` });
+        if (transient(e) && !timer.current) {
+          const wait = RETRY_MS[Math.min(failures.current, RETRY_MS.length - 1)];
+          failures.current += 1;
+          timer.current = setTimeout(save, wait);
+          setStatus({ state: 'error', text: `Not saved: ${e.message} (trying again in ${wait / 1000} s)` });
+        } else {
+          setStatus({ state: 'error', text: `Not saved: ${e.message}` });
+        }
         return { valid: false, errors: errs || [] };
       }
     });
