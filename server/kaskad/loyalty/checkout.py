@@ -70,13 +70,14 @@ class Refund(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount: Annotated[Decimal | None, Meta(description="Absent: refund everything not refunded yet")] = None
 
 
-def contact_id_of(session, external_id: str | None) -> int | None:
+def contact_of(session, external_id: str | None) -> tuple[int | None, bool]:
+    """The contact's id (None without one; an unknown one is a 404) and whether it has cashback offers."""
     if external_id is None:
-        return None
-    cid = store.contact_id(session, external_id)
+        return None, False
+    cid, offers = store.contact(session, external_id)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
-    return cid
+    return cid, offers
 
 
 def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.ProgramRules, paid: Decimal,
@@ -125,8 +126,10 @@ def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.Progra
     return out
 
 
-def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False) -> tuple[dict, dict]:
-    """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``)."""
+def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
+            offers: bool = True) -> tuple[dict, dict]:
+    """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``).
+    ``offers`` false: the contact is known to have no cashback offers."""
     for i, item in enumerate(cart.items):
         if item.price < 0 or item.quantity <= 0:
             raise LoyaltyError("invalid_cart", f"items[{i}]: price must not be negative and quantity must be positive", 422)
@@ -144,7 +147,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
     if cart.quoted_at is not None and at - QUOTE_HOLD <= cart.quoted_at <= at:
         step_at = cart.quoted_at
     entered = sorted({codes_mod.normalise(c) for c in cart.codes})
-    found, offers = store.codes_and_offers(session, entered, contact_id, lock=lock)
+    found, cashback = store.codes_and_offers(session, entered, contact_id, lock=lock, offers=offers)
     for raw in entered:
         code = found.get(raw)
         reason = codes_mod.why_not(session, code, contact_id, subtotal, step_at if code and code.kind == "melting" else at)
@@ -226,7 +229,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         gifts.append({"code": card.code, "amount": str(money(used)), "balance_after": str(money(card.balance - used))})
         running -= used
     paid_money = net  # gift cards were bought with money: they earn like money
-    earn = _earn_for(session, cart, contact_id, rules, paid_money, subtotal, at, offers)
+    earn = _earn_for(session, cart, contact_id, rules, paid_money, subtotal, at, cashback)
     if referral is not None:
         earn["referral"] = {"code": referral.code, **referral.details}
     quote = {
@@ -247,7 +250,8 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
 
 
 def quote(session, cart: Cart) -> dict:
-    return compute(session, cart, contact_id_of(session, cart.contact), clock.now())[0]
+    contact_id, offers = contact_of(session, cart.contact)
+    return compute(session, cart, contact_id, clock.now(), offers=offers)[0]
 
 
 def redeem(session, req: Redeem) -> dict:
@@ -263,12 +267,12 @@ def redeem(session, req: Redeem) -> dict:
     key = f"redeem:{req.idempotency_key}"
     now = clock.now()
     if req.contact is None:
-        contact_id, first = None, store.stored_result(session, key)
+        contact_id, first, offers = None, store.stored_result(session, key), False
     else:
-        contact_id, first = store.lock_contact(session, req.contact, key)
+        contact_id, first, offers = store.lock_contact(session, req.contact, key)
     if first is not None:
         return first
-    q, plan = compute(session, req, contact_id, now, lock=True)
+    q, plan = compute(session, req, contact_id, now, lock=True, offers=offers)
     if q["rejected"]:
         # The lock may have waited on a first call with this key: its answer stands.
         first = store.stored_result(session, key)

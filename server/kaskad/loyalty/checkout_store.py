@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from psycopg.rows import namedtuple_row
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from kaskad.loyalty.models import CodeUse, LedgerEntry, LoyaltyAccount, LoyaltyCode, Operation, PointLot, Reservation
@@ -33,13 +33,16 @@ _codes, _lots, _ops = LoyaltyCode.__table__, PointLot.__table__, Operation.__tab
 #: The result is read in the same statement as the lock; when the lock had to wait, it may
 #: predate a concurrent first call with the same key, which the caller catches by the
 #: unique key on insert (see :func:`kaskad.loyalty.checkout.redeem`).
+#: Whether the contact has cashback offers (rare: a journey issues them); without any, and
+#: without codes entered, a checkout reads no codes at all.
+_OFFERS = exists().where(_codes.c.contact_id == _contacts.c.id, _codes.c.kind == "cashback")
 _LOCK_CONTACT = (
-    select(_accounts.c.contact_id, select(_ops.c.result).where(_ops.c.key == bindparam("key")).scalar_subquery())
+    select(_accounts.c.contact_id, select(_ops.c.result).where(_ops.c.key == bindparam("key")).scalar_subquery(), _OFFERS)
     .join_from(_accounts, _contacts, _contacts.c.id == _accounts.c.contact_id)
     .where(_contacts.c.external_id == bindparam("ext"))
     .with_for_update(of=_accounts)
 )
-_CONTACT = select(_contacts.c.id).where(_contacts.c.external_id == bindparam("ext"))
+_CONTACT = select(_contacts.c.id, _OFFERS).where(_contacts.c.external_id == bindparam("ext"))
 _RESULT = select(_ops.c.result).where(_ops.c.key == bindparam("key"))
 #: The codes entered, and the customer's cashback offers (which apply without being entered).
 _CODES = select(_codes).where(
@@ -94,9 +97,9 @@ def _pg(conn: Connection):
     return conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
 
 
-def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None]:
-    """Lock the customer's account (created if missing) and read a stored result under ``key``.
-    An unknown customer is a 404."""
+def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None, bool]:
+    """Lock the customer's account (created if missing) and read a stored result under ``key``;
+    also whether the customer has cashback offers. An unknown customer is a 404."""
     from kaskad.loyalty.ledger import LoyaltyError
 
     conn = _conn(session)
@@ -106,21 +109,23 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None]
     else:
         row = conn.execute(_LOCK_CONTACT, {"ext": external_id, "key": key}).first()
     if row is not None:
-        return row[0], row[1]
-    cid = contact_id(session, external_id)
+        return row[0], row[1], row[2]
+    cid, offers = contact(session, external_id)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
     conn.execute(_upserts(conn.dialect.name)["account"], {"cid": cid})  # the first loyalty call for this contact
-    return cid, stored_result(session, key)
+    return cid, stored_result(session, key), offers
 
 
-def contact_id(session, external_id: str) -> int | None:
+def contact(session, external_id: str) -> tuple[int | None, bool]:
+    """The contact's id by external id (None if unknown), and whether it has cashback offers."""
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
         row = pg.execute(_PG["contact"], (external_id,)).fetchone()
-        return row[0] if row else None
-    return conn.execute(_CONTACT, {"ext": external_id}).scalar()
+    else:
+        row = conn.execute(_CONTACT, {"ext": external_id}).first()
+    return (row[0], row[1]) if row else (None, False)
 
 
 def stored_result(session, key: str) -> dict | None:
@@ -132,12 +137,15 @@ def stored_result(session, key: str) -> dict | None:
     return conn.execute(_RESULT, {"key": key}).scalar()
 
 
-def codes_and_offers(session, entered: list[str], contact_id: int | None, lock: bool) -> tuple[dict[str, Row], list[Row]]:
-    """The entered codes that exist, by code, and the contact's cashback offers.
-    With ``lock``, the entered codes that a redeem changes (use limit, gift-card balance)
+def codes_and_offers(session, entered: list[str], contact_id: int | None, lock: bool,
+                     offers: bool = True) -> tuple[dict[str, Row], list[Row]]:
+    """The entered codes that exist, by code, and the contact's cashback offers (not looked
+    for when ``offers`` is false: the caller knows there are none). With ``lock``, the entered codes that a redeem changes (use limit, gift-card balance)
     are locked and read again at their latest committed state."""
     from kaskad.loyalty.codes import counted
 
+    if not offers:
+        contact_id = None
     if not entered and contact_id is None:
         return {}, []
     conn = _conn(session)
@@ -148,14 +156,14 @@ def codes_and_offers(session, entered: list[str], contact_id: int | None, lock: 
         rows = conn.execute(_CODES, {"codes": entered, "cid": contact_id}).all()
     wanted = set(entered)
     found = {r.code: r for r in rows if r.code in wanted}
-    offers = [r for r in rows if r.kind == "cashback" and r.contact_id == contact_id]
+    cashback = [r for r in rows if r.kind == "cashback" and r.contact_id == contact_id]
     if lock:
         ids = [r.id for r in found.values() if counted(r)]
         if ids and pg is not None:
             found.update((r.code, r) for r in pg.cursor(row_factory=namedtuple_row).execute(_PG["lock_codes"], (ids,)))
         elif ids:
             found.update((r.code, r) for r in conn.execute(_LOCK_CODES, {"ids": ids}).all())
-    return found, offers
+    return found, cashback
 
 
 def live_lots(session, contact_id: int, now: datetime) -> list[Row]:
@@ -226,12 +234,13 @@ def _json(value) -> str:
 _CODE_COLUMNS = ", ".join(c.name for c in _codes.c)
 _LIVE_SQL = ("contact_id = CAST(%s AS bigint) AND remaining > 0 AND available_at <= CAST(%s AS timestamptz) "
              "AND (expires_at IS NULL OR expires_at > CAST(%s AS timestamptz))")
+_PG_OFFERS = "EXISTS (SELECT 1 FROM loyalty_codes k WHERE k.contact_id = c.id AND k.kind = 'cashback')"
 #: The reads above as PostgreSQL text with ``%s`` parameters (``= ANY(array)`` for lists).
 _PG = {
-    "lock_contact": "SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s) "
+    "lock_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
                     "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s "
                     "FOR UPDATE OF a",
-    "contact": "SELECT id FROM contacts WHERE external_id = %s",
+    "contact": f"SELECT c.id, {_PG_OFFERS} FROM contacts c WHERE c.external_id = %s",
     "result": "SELECT result FROM loyalty_operations WHERE key = %s",
     "codes": f"SELECT {_CODE_COLUMNS} FROM loyalty_codes "
              "WHERE code = ANY(CAST(%s AS text[])) OR (contact_id = CAST(%s AS bigint) AND kind = 'cashback')",
