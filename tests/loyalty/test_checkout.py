@@ -230,3 +230,19 @@ def test_a_later_send_shows_the_melting_discounts_current_percent(runtime):
                 seen.append(templates.render(tpl, {"awards": {"melt": mech.refresh(s, result)}}))
         code = result["code"]
         assert seen == [f"Code {code}: 30% off", f"Code {code}: 20% off", f"Code {code}: 10% off", f"Code {code}: 0% off"]
+
+
+def test_a_cashback_offer_applies_without_a_code_and_only_to_its_owner(api, runtime):
+    # Quote and redeem look for offers only when the contact has one: both sides of that flag.
+    with_offer, without = contact(runtime.sessions, "ivo"), contact(runtime.sessions, "jan")
+    award(runtime, "cashback", with_offer, {"percent": 10, "valid_for": "P14D"}, "run:cash")
+    cart = {"currency": "EUR", "items": [{"sku": "A", "price": "50.00"}]}
+    for who, rules in (("ivo", ["accrual", "cashback"]), ("jan", ["accrual"])):
+        q = api.post("/api/v1/checkout/quote", role="integrator", json={**cart, "contact": who}).json()
+        r = api.post("/api/v1/checkout/redeem", role="integrator",
+                     json={**cart, "contact": who, "idempotency_key": f"cash-{who}"}).json()
+        assert [d["rule"] for d in q["earn"]["details"]] == rules
+        assert (r["earn"]["details"], r["earn"]["points"], r["status"]) == (q["earn"]["details"], q["earn"]["points"], "reserved")
+    assert q["earn"]["points"] == "2"  # 50 x 0.05, no cashback for jan
+    with transaction(runtime.sessions) as s:
+        assert check_invariants(s, with_offer) == 0 and check_invariants(s, without) == 0
