@@ -46,7 +46,7 @@ def backoff(attempts: int, base: float) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600.0))
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """A run in memory while its batch is advanced."""
 
@@ -80,6 +80,9 @@ class BatchContext:
     deliver: list[int] = field(default_factory=list)
     #: Outbox ids handed over earlier in this advance call (a pending one among them is a retry).
     delivered: set[int] = field(default_factory=set)
+    #: The messages written to the outbox in this transaction, by key: handed to the provider
+    #: as they are, instead of being read back from their rows.
+    built: dict[str, Any] = field(default_factory=dict)
     #: Dry run: what would be sent.
     sent: list[dict] = field(default_factory=list)
     notes: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
@@ -200,8 +203,8 @@ def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
         among(session, JourneyRun.id, ids), JourneyRun.status == "claimed", JourneyRun.claim == token)
     if session.get_bind().dialect.name == "postgresql":
         q = q.order_by(JourneyRun.id).with_for_update()
-    return [Run(id=r.id, flow_id=r.flow_id, version_id=r.flow_version_id, contact_id=r.contact_id, node_id=r.node_id,
-                entered_at=r.entered_at, attempts=r.attempts, context=dict(r.context or {})) for r in session.execute(q)]
+    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, dict(context or {}))
+            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in session.execute(q).tuples()]
 
 
 def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
@@ -265,7 +268,7 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             continue_later(runtime, more, hold)
         ids = [r.id for r in runs if r.blocked]
         if ctx.deliver:
-            deliver(runtime, ctx.deliver)
+            deliver(runtime, ctx.deliver, ctx.built)
             delivered.update(ctx.deliver)
         token = hold
     return steps

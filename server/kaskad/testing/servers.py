@@ -55,7 +55,8 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def start(self, fsync: bool = False) -> "PostgresServer":
+    def start(self, fsync: bool = False, settings: dict[str, str] | None = None) -> "PostgresServer":
+        """Start the server; ``settings`` are extra ``-c name=value`` options (e.g. for profiling)."""
         if not (PG_BIN / "initdb").exists():
             raise RuntimeError(f"PostgreSQL server binaries not found in {PG_BIN}; run 'make test' (it installs postgresql-15)")
         if os.geteuid() == 0:
@@ -71,6 +72,8 @@ class PostgresServer:
             "-c", f"fsync={'on' if fsync else 'off'}", "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off", "-c", "max_wal_size=4GB", "-c", "log_min_messages=warning",
         ]
+        for name, value in (settings or {}).items():
+            opts += ["-c", f"{name}={value}"]
         self.proc = subprocess.Popen(
             [*_as_user(), str(PG_BIN / "postgres"), "-D", str(self.data), *opts],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "server.log", "wb"),
