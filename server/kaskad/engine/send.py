@@ -43,6 +43,7 @@ from kaskad.store.models import MessageEvent, OutboxMessage
 log = logging.getLogger("kaskad.engine.send")
 STATE = "send"  # context key: {node_id: {"m": index, "wait": bool}}
 SETTLED = ("sent", "skipped", "unknown")
+OUTBOX = OutboxMessage.__table__
 
 
 def outbox_key(run_id: int, node_id: str, m: int) -> str:
@@ -114,8 +115,8 @@ def _send_message(ctx: BatchContext, plan: FlowPlan, node: model.SendNode, m: in
     keys = {outbox_key(run.id, node.id, m): run for run in runs}
     rows = {} if ctx.dry_run else {
         r.key: r for r in ctx.session.execute(
-            select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.status, OutboxMessage.error, OutboxMessage.attempts)
-            .where(among(ctx.session, OutboxMessage.key, list(keys)))
+            select(OUTBOX.c.id, OUTBOX.c.key, OUTBOX.c.status, OUTBOX.c.error, OUTBOX.c.attempts)
+            .where(among(ctx.session, OUTBOX.c.key, list(keys)))
         )
     }
     fresh = [run for key, run in keys.items() if key not in rows]
@@ -188,8 +189,8 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
     for key in by_key.keys() - ids.keys():
         ctx.built.pop(key, None)
     if len(ids) < len(by_key):
-        ids.update(ctx.session.execute(select(OutboxMessage.key, OutboxMessage.id).where(
-            among(ctx.session, OutboxMessage.key, [k for k in by_key if k not in ids]))).all())
+        ids.update(ctx.session.execute(select(OUTBOX.c.key, OUTBOX.c.id).where(
+            among(ctx.session, OUTBOX.c.key, [k for k in by_key if k not in ids]))).all())
     for key, (run, action, info) in by_key.items():
         if action == "skip":
             _settled(ctx, run, node, m, f"skipped: {info}")
@@ -243,7 +244,7 @@ def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessag
     """
     # One statement claims the rows: only those still pending (a duplicate batch
     # message, or a concurrent retry, finds nothing left to send).
-    t = OutboxMessage.__table__
+    t = OUTBOX
     built = built or {}
     with transaction(runtime.sessions) as session:
         rows = session.execute(
