@@ -1,0 +1,203 @@
+"""An open, logged-in SMTP session that sends mail transactions, pipelined when the server allows.
+
+aiosmtplib opens the session (TCP or implicit TLS, greeting, EHLO, STARTTLS,
+AUTH); then :class:`SmtpSession` takes the transport over and carries the
+transactions. aiosmtplib's protocol waits for one reply per command, so a
+message costs four round trips (MAIL, RCPT, DATA, the content); with the
+PIPELINING extension (RFC 2920), which every mainstream MTA offers, MAIL, RCPT
+and DATA go out in one write and the content in a second: two round trips,
+and half the system calls and event-loop wake-ups on both ends. A server that
+does not offer PIPELINING gets the commands one at a time, as before.
+
+Failures raise aiosmtplib's exception types, so callers tell "this message
+was refused" (:class:`aiosmtplib.SMTPResponseException` and subclasses) from
+"this connection is gone" (:class:`aiosmtplib.SMTPServerDisconnected`,
+:class:`aiosmtplib.SMTPTimeoutError`) exactly as with aiosmtplib itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse
+
+#: A reply longer than this is not an SMTP server talking (RFC 5321 allows 512 per line).
+_MAX_REPLY = 64 * 1024
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA content for ``data`` (CRLF lines): leading dots doubled, ending ``CRLF . CRLF``."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data + b".\r\n"
+
+
+class SmtpSession(asyncio.Protocol):
+    """One SMTP connection after login; not safe for two transactions at once (the pool lends it to one sender)."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP, timeout: float) -> None:
+        self.timeout = timeout
+        self.pipelining = smtp.supports_extension("pipelining")
+        self._loop = asyncio.get_running_loop()
+        self._buffer = bytearray()
+        self._replies: deque[SMTPResponse] = deque()
+        self._waiter: asyncio.Future | None = None
+        self._lost: Exception | None = None
+        transport = smtp.transport
+        if transport is None or transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("the connection closed before it could be used")
+        # From here on this object receives what the server says; the aiosmtplib
+        # client has finished its part and is not used again.
+        transport.set_protocol(self)
+        self._transport = transport
+
+    # asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            while (reply := self._parse_one()) is not None:
+                self._replies.append(reply)
+            if len(self._buffer) > _MAX_REPLY:
+                raise aiosmtplib.SMTPResponseException(-1, "the server's reply is too long")
+        except aiosmtplib.SMTPResponseException as exc:  # not an SMTP server talking: the session is unusable
+            self._fail(aiosmtplib.SMTPServerDisconnected(f"SMTP protocol error: {exc.message}"))
+            self._transport.close()
+            return
+        if self._replies and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._fail(aiosmtplib.SMTPServerDisconnected("the server closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = aiosmtplib.SMTPServerDisconnected("connection lost")
+        error.__cause__ = exc
+        self._fail(error)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._lost is None:
+            self._lost = exc
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(self._lost)
+
+    def _parse_one(self) -> SMTPResponse | None:
+        """The first complete reply in the buffer (``250-…`` lines continue it), removed; None if incomplete."""
+        offset, lines = 0, []
+        while True:
+            end = self._buffer.find(b"\n", offset)
+            if end == -1:
+                return None
+            line = bytes(self._buffer[offset:end + 1])
+            offset = end + 1
+            try:
+                code = int(line[:3])
+            except ValueError:
+                raise aiosmtplib.SMTPResponseException(-1, f"malformed SMTP reply: {line[:80]!r}") from None
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                del self._buffer[:offset]
+                return SMTPResponse(code, b"\n".join(lines).decode("utf-8", "surrogateescape"))
+
+    @property
+    def is_connected(self) -> bool:
+        return self._lost is None and not self._transport.is_closing()
+
+    def _write(self, data: bytes) -> None:
+        if not self.is_connected:
+            raise self._lost or aiosmtplib.SMTPServerDisconnected("connection lost")
+        self._transport.write(data)
+
+    async def _reply(self) -> SMTPResponse:
+        if not self._replies:
+            if self._lost is not None:
+                raise self._lost
+            self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(self.timeout, self._timed_out, self._waiter)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        reply = self._replies.popleft()
+        if reply.code == 421:  # the server is shutting this session down (RFC 5321 3.8)
+            self._transport.close()
+            raise aiosmtplib.SMTPServerDisconnected(f"421 {reply.message}")
+        return reply
+
+    def _timed_out(self, waiter: asyncio.Future) -> None:
+        if not waiter.done():
+            # A reply we gave up on would be read as the answer to the next command: drop the session.
+            self._fail(aiosmtplib.SMTPReadTimeoutError("timed out waiting for the server's reply"))
+            self._transport.close()
+
+    async def sendmail(self, sender: str, recipient: str, data: bytes) -> None:
+        """One transaction: ``data`` (a whole message, CRLF lines) from ``sender`` to ``recipient``.
+
+        Raises :class:`aiosmtplib.SMTPSenderRefused`, :class:`aiosmtplib.SMTPRecipientsRefused`
+        or :class:`aiosmtplib.SMTPDataError` when the server refuses it (the session stays
+        usable), and the disconnect / timeout errors when the session is gone.
+        """
+        for value in (sender, recipient):
+            if not value.isascii() or not value.isprintable() or any(ch in value for ch in " <>"):
+                raise ValueError(f"not an SMTP address: {value!r}")
+        commands = (f"MAIL FROM:<{sender}>\r\n".encode(), f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n")
+        if self.pipelining:
+            self._write(b"".join(commands))
+            mail, rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
+        else:
+            data_start = rcpt = None
+            self._write(commands[0])
+            mail = await self._reply()
+            if mail.code == 250:
+                self._write(commands[1])
+                rcpt = await self._reply()
+                if 200 <= rcpt.code < 300:
+                    self._write(commands[2])
+                    data_start = await self._reply()
+        refused: Exception | None = None
+        if mail.code != 250:
+            refused = aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+        elif not 200 <= rcpt.code < 300:
+            refused = aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)])
+        elif data_start.code != 354:
+            refused = aiosmtplib.SMTPDataError(data_start.code, data_start.message)
+        if refused is not None:
+            if data_start is not None and data_start.code == 354:
+                # RFC 2920: a server that accepted DATA after refusing the envelope waits for
+                # content; end it empty (it is not delivered: there is no valid recipient).
+                self._write(b".\r\n")
+                await self._reply()
+            await self._rset()
+            raise refused
+        self._write(dot_stuff(data))
+        done = await self._reply()
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
+
+    async def _rset(self) -> None:
+        self._write(b"RSET\r\n")
+        await self._reply()
+
+    async def noop(self) -> None:
+        self._write(b"NOOP\r\n")
+        reply = await self._reply()
+        if reply.code != 250:
+            raise aiosmtplib.SMTPResponseException(reply.code, reply.message)
+
+    async def quit(self) -> None:
+        try:
+            self._write(b"QUIT\r\n")
+            await self._reply()
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._transport.close()
