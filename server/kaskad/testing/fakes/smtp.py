@@ -28,8 +28,9 @@ from kaskad.testing.servers import free_port
 
 class SmtpSink:
     def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None,
-                 port: int | None = None, starttls: bool = False, pipelining: bool = True) -> None:
+                 port: int | None = None, starttls: bool = False, pipelining: bool = True, loop=None) -> None:
         self.auth, self.keep, self._port, self.starttls, self.pipelining = auth, keep, port, starttls, pipelining
+        self._loop = loop  # the event loop the server runs on (e.g. a uvloop one); a fresh asyncio loop by default
         self.refuse: dict[str, str] = dict(refuse or {})
         #: (mail_from, rcpt_tos, raw bytes, authenticated?) per message received.
         self.messages: list[tuple[str, list[str], bytes, bool]] = []
@@ -86,7 +87,7 @@ class SmtpSink:
         kw = {"authenticator": self._authenticate, "auth_require_tls": self.starttls} if self.auth else {}
         if self.starttls:
             kw.update(tls_context=_self_signed_context(), require_starttls=True)
-        self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), **kw)
+        self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), loop=self._loop, **kw)
         self.controller.start()
         self.connections = 0  # the controller's own start-up probe does not count
         return self
