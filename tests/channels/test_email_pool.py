@@ -5,6 +5,7 @@ import asyncio
 import re
 import socket
 
+import aiosmtplib
 import pytest
 
 from kaskad.channels import OutboundMessage, Recipient
@@ -148,3 +149,27 @@ def test_an_address_smtp_cannot_carry_fails_that_message_only():
         results = asyncio.run(ch.send_batch(batch(3, to=lambda i: ["a@example.com", "b@exa mple.com", "c@example.com"][i])))
         assert [r.status for r in results] == ["sent", "failed", "sent"]
         assert [r[1] for r in sink.messages] == [["a@example.com"], ["c@example.com"]]
+
+
+def test_an_envelope_sent_ahead_and_not_used_is_abandoned_without_delivering_anything():
+    """With pipelining the next message's MAIL/RCPT/DATA travel with this content; if that message
+    never follows, the session is dropped rather than ending DATA with an empty message."""
+    with SmtpSink(refuse={"gone@example.com": "550 5.1.1 no such user"}) as sink:
+        ch = email_channel(sink.port, pool_size="1")
+        mail = b"Subject: one\r\n\r\nhello\r\n"
+
+        async def run():
+            session = await ch._connect()
+            assert session.pipelining
+            # the envelope sent ahead is refused: its message fails, the session goes on
+            await session.sendmail("hello@pizzeria.example", "a@example.com", mail, then=("hello@pizzeria.example", "gone@example.com"))
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+                await session.sendmail("hello@pizzeria.example", "gone@example.com", mail, then=("hello@pizzeria.example", "c@example.com"))
+            await session.sendmail("hello@pizzeria.example", "b@example.com", mail, then=("hello@pizzeria.example", "c@example.com"))
+            # c@ was accepted and its DATA answered 354, but something else comes next
+            with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+                await session.noop()
+            assert not session.is_connected
+
+        asyncio.run(run())
+        assert [rcpt for _, rcpt, _, _ in sink.messages] == [["a@example.com"], ["b@example.com"]]

@@ -215,34 +215,45 @@ class EmailChannel(Channel):
         results: list[SendResult | None] = [None] * len(messages)
         connect_error: list[str] = []
 
+        def take() -> tuple[int, OutboundMessage, Composed] | None:
+            """The next message that builds (one that does not is failed here)."""
+            while todo:
+                i, m = todo.popleft()
+                try:
+                    return i, m, self.build(m)
+                except (msgspec.ValidationError, ValueError) as exc:
+                    results[i] = SendResult(key=m.key, status="failed", error=f"message cannot be built: {exc}")
+            return None
+
         async def sender() -> None:
             conn = None
+            current = take()
             try:
-                while todo:
-                    i, m = todo.popleft()
-                    try:
-                        mail = self.build(m)
-                    except (msgspec.ValidationError, ValueError) as exc:
-                        results[i] = SendResult(key=m.key, status="failed", error=f"message cannot be built: {exc}")
-                        continue
+                while current is not None:
+                    i, m, mail = current
+                    # Taken now so that its envelope can travel with this message's content (RFC 2920).
+                    following = take()
                     for attempt in (1, 2):  # a dropped connection gets one fresh one for the same message
                         if conn is None:
                             try:
                                 conn = await pool.acquire()
                             except CannotConnect as exc:
-                                # Leave the message to a sender that has a connection; if none
-                                # has, it is retried later (the server is down or refused us).
+                                # Leave the messages to a sender that has a connection; if none
+                                # has, they are retried later (the server is down or refused us).
                                 connect_error.append(str(exc))
+                                if following is not None:
+                                    todo.appendleft(following[:2])
                                 todo.appendleft((i, m))
                                 return
                         try:
-                            results[i] = await self._send_one(conn, m, mail)
+                            results[i] = await self._send_one(conn, m, mail, following[2] if following else None)
                             break
                         except BROKEN as exc:
                             await pool.release(conn, broken=True)
                             conn = None
                             if attempt == 2:
                                 results[i] = SendResult(key=m.key, status="retry", error=f"SMTP connection lost: {exc}")
+                    current = following
             finally:
                 if conn is not None:
                     await pool.release(conn)
@@ -251,10 +262,11 @@ class EmailChannel(Channel):
         error = connect_error[-1] if connect_error else "not sent"
         return [r or SendResult(key=m.key, status="retry", error=error) for r, m in zip(results, messages)]
 
-    async def _send_one(self, smtp: SmtpSession, m: OutboundMessage, mail: Composed) -> SendResult:
-        """One message on an open session; raises :data:`BROKEN` errors when the connection is gone."""
+    async def _send_one(self, smtp: SmtpSession, m: OutboundMessage, mail: Composed, then: Composed | None) -> SendResult:
+        """One message on an open session (``then``: the one to send next on it); raises
+        :data:`BROKEN` errors when the connection is gone."""
         try:
-            await smtp.sendmail(mail.sender, mail.recipient, mail.data)
+            await smtp.sendmail(mail.sender, mail.recipient, mail.data, then=(then.sender, then.recipient) if then else None)
         except ValueError as exc:  # an address SMTP cannot carry
             return SendResult(key=m.key, status="failed", error=f"message cannot be sent: {exc}")
         except aiosmtplib.SMTPRecipientsRefused as exc:

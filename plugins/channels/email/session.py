@@ -37,6 +37,30 @@ def dot_stuff(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+def _valid_address(value: str) -> bool:
+    return value.isascii() and value.isprintable() and not any(ch in value for ch in " <>")
+
+
+def _check_address(value: str) -> None:
+    if not _valid_address(value):
+        raise ValueError(f"not an SMTP address: {value!r}")
+
+
+def _envelope(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+
+
+def _refusal(sender: str, recipient: str, mail, rcpt, data_start) -> Exception | None:
+    """The error for a transaction whose envelope the server refused; None when it waits for content."""
+    if mail.code != 250:
+        return aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+    if not 200 <= rcpt.code < 300:
+        return aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)])
+    if data_start.code != 354:
+        return aiosmtplib.SMTPDataError(data_start.code, data_start.message)
+    return None
+
+
 class SmtpSession(asyncio.Protocol):
     """One SMTP connection after login; not safe for two transactions at once (the pool lends it to one sender)."""
 
@@ -48,6 +72,8 @@ class SmtpSession(asyncio.Protocol):
         self._replies: deque[SMTPResponse] = deque()
         self._waiter: asyncio.Future | None = None
         self._lost: Exception | None = None
+        #: The (sender, recipient) whose MAIL, RCPT and DATA were written with the last content.
+        self._sent_ahead: tuple[str, str] | None = None
         transport = smtp.transport
         if transport is None or transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("the connection closed before it could be used")
@@ -136,55 +162,77 @@ class SmtpSession(asyncio.Protocol):
             self._fail(aiosmtplib.SMTPReadTimeoutError("timed out waiting for the server's reply"))
             self._transport.close()
 
-    async def sendmail(self, sender: str, recipient: str, data: bytes) -> None:
+    async def sendmail(self, sender: str, recipient: str, data: bytes, then: tuple[str, str] | None = None) -> None:
         """One transaction: ``data`` (a whole message, CRLF lines) from ``sender`` to ``recipient``.
+
+        ``then`` is the (sender, recipient) of the transaction the caller sends next on this
+        session: when pipelining, its MAIL, RCPT and DATA go out with this content, so each
+        message costs one round trip; the next call must then be for exactly that envelope
+        (any other call first settles it).
 
         Raises :class:`aiosmtplib.SMTPSenderRefused`, :class:`aiosmtplib.SMTPRecipientsRefused`
         or :class:`aiosmtplib.SMTPDataError` when the server refuses it (the session stays
-        usable), and the disconnect / timeout errors when the session is gone.
+        usable), ValueError for an address SMTP cannot carry, and the disconnect / timeout
+        errors when the session is gone.
         """
-        for value in (sender, recipient):
-            if not value.isascii() or not value.isprintable() or any(ch in value for ch in " <>"):
-                raise ValueError(f"not an SMTP address: {value!r}")
-        commands = (f"MAIL FROM:<{sender}>\r\n".encode(), f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n")
-        if self.pipelining:
-            self._write(b"".join(commands))
+        _check_address(sender)
+        _check_address(recipient)
+        if self._sent_ahead is not None and self._sent_ahead != (sender, recipient):
+            await self._settle()
+        if self._sent_ahead is not None:
+            self._sent_ahead = None
+            mail, rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
+        elif self.pipelining:
+            self._write(_envelope(sender, recipient))
             mail, rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
         else:
             data_start = rcpt = None
-            self._write(commands[0])
+            self._write(f"MAIL FROM:<{sender}>\r\n".encode())
             mail = await self._reply()
             if mail.code == 250:
-                self._write(commands[1])
+                self._write(f"RCPT TO:<{recipient}>\r\n".encode())
                 rcpt = await self._reply()
                 if 200 <= rcpt.code < 300:
-                    self._write(commands[2])
+                    self._write(b"DATA\r\n")
                     data_start = await self._reply()
-        refused: Exception | None = None
-        if mail.code != 250:
-            refused = aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
-        elif not 200 <= rcpt.code < 300:
-            refused = aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)])
-        elif data_start.code != 354:
-            refused = aiosmtplib.SMTPDataError(data_start.code, data_start.message)
+        refused = _refusal(sender, recipient, mail, rcpt, data_start)
         if refused is not None:
-            if data_start is not None and data_start.code == 354:
-                # RFC 2920: a server that accepted DATA after refusing the envelope waits for
-                # content; end it empty (it is not delivered: there is no valid recipient).
-                self._write(b".\r\n")
-                await self._reply()
-            await self._rset()
+            await self._end_refused(data_start)
             raise refused
-        self._write(dot_stuff(data))
+        content = dot_stuff(data)
+        if then is not None and self.pipelining and _valid_address(then[0]) and _valid_address(then[1]):
+            # RFC 2920 3.1: content may open a group, so the next envelope rides along.
+            content += _envelope(*then)
+            self._sent_ahead = then
+        self._write(content)
         done = await self._reply()
         if done.code != 250:
             raise aiosmtplib.SMTPDataError(done.code, done.message)
 
-    async def _rset(self) -> None:
+    async def _end_refused(self, data_start: SMTPResponse | None) -> None:
+        if data_start is not None and data_start.code == 354:
+            # RFC 2920: a server that accepted DATA after refusing the envelope waits for
+            # content; end it empty (it is not delivered: there is no valid recipient).
+            self._write(b".\r\n")
+            await self._reply()
         self._write(b"RSET\r\n")
         await self._reply()
 
+    async def _settle(self) -> None:
+        """Read the replies to an envelope sent ahead that is not going to be used."""
+        if self._sent_ahead is None:
+            return
+        self._sent_ahead = None
+        mail, rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
+        if data_start.code == 354:
+            # The server waits for content, and "." alone would deliver an empty message to an
+            # accepted recipient: SMTP has no way to abort DATA but dropping the connection.
+            self.close()
+            raise aiosmtplib.SMTPServerDisconnected("closed to abandon a transaction sent ahead")
+        await self._end_refused(data_start)
+
     async def noop(self) -> None:
+        await self._settle()
         self._write(b"NOOP\r\n")
         reply = await self._reply()
         if reply.code != 250:
@@ -192,6 +240,7 @@ class SmtpSession(asyncio.Protocol):
 
     async def quit(self) -> None:
         try:
+            await self._settle()
             self._write(b"QUIT\r\n")
             await self._reply()
         except (aiosmtplib.SMTPException, OSError):
