@@ -3,11 +3,13 @@
 aiosmtplib opens the session (TCP or implicit TLS, greeting, EHLO, STARTTLS,
 AUTH); then :class:`SmtpSession` takes the transport over and carries the
 transactions. aiosmtplib's protocol waits for one reply per command, so a
-message costs four round trips (MAIL, RCPT, DATA, the content); with the
+message costs four round trips (MAIL, RCPT, DATA, the content). With the
 PIPELINING extension (RFC 2920), which every mainstream MTA offers, MAIL, RCPT
-and DATA go out in one write and the content in a second: two round trips,
-and half the system calls and event-loop wake-ups on both ends. A server that
-does not offer PIPELINING gets the commands one at a time, as before.
+and DATA go out in one write, and since content may open a pipelined group,
+the next message's MAIL, RCPT and DATA go out with this message's content:
+one round trip per message, a quarter of the system calls and event-loop
+wake-ups on both ends. A server that does not offer PIPELINING gets the
+commands one at a time, as before.
 
 Failures raise aiosmtplib's exception types, so callers tell "this message
 was refused" (:class:`aiosmtplib.SMTPResponseException` and subclasses) from
