@@ -31,6 +31,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 import argparse
 import asyncio
 import multiprocessing
+import queue
 import tempfile
 import time
 from pathlib import Path
@@ -133,19 +134,32 @@ def pooled_from_processes(port: int, sink_pid: int, counter, args) -> float:
              for i in range(args.processes)]
     for p in procs:
         p.start()
-    for _ in procs:
-        if report.get(timeout=120) != "ready":
-            raise SystemExit("a sender did not start")
+    if collect(report, procs) != ["ready"] * len(procs):
+        raise SystemExit("a sender did not start")
     before, sink0 = counter.value, cpu_seconds(sink_pid)
     t0 = time.perf_counter()
     go.set()
-    cpus = [report.get(timeout=600) for _ in procs]
+    cpus = collect(report, procs)
     elapsed = time.perf_counter() - t0
     sink_cpu = cpu_seconds(sink_pid) - sink0
     for p in procs:
         p.join()
     return report_line(f"pooled ({args.processes} processes x {args.pool} connections, batches of {args.batch})",
                        args.messages, counter.value - before, elapsed, sum(cpus), sink_cpu)
+
+
+def collect(report, procs) -> list:
+    """One report from each sender process; stops the others if one of them fails."""
+    got = []
+    while len(got) < len(procs):
+        try:
+            got.append(report.get(timeout=1))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                for p in procs:
+                    p.terminate()
+                raise SystemExit("a sender process failed (its error is above)") from None
+    return got
 
 
 async def one_connection_each(channel, n: int, concurrency: int) -> None:
