@@ -33,6 +33,7 @@ from kaskad.migrations import upgrade
 from kaskad.runtime import Runtime
 from kaskad.store.engine import transaction
 from kaskad.store.models import JourneyRun
+from kaskad.testing.procstat import tree_cpu_seconds
 from kaskad.testing.servers import PostgresServer, RedisServer
 
 FLOW = {
@@ -92,29 +93,35 @@ def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[st
     enroll_s = time.perf_counter() - t0
     assert res.enrolled == n, res
     env = {**os.environ, "KASKAD_DATABASE_URL": url, "KASKAD_BROKER_URL": redis.url, "KASKAD_HOME": str(home),
-           "KASKAD_ENGINE_TICK": "0.05", **env_extra}
+           **env_extra}
+    if getattr(args, "statements", False):
+        with psycopg.connect(f"host=127.0.0.1 port={pg.port} user={pg.user} dbname={db}", autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+    cpu0 = {"pg": tree_cpu_seconds(pg.proc.pid), "redis": tree_cpu_seconds(redis.proc.pid)}
     t1 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "kaskad", "worker", "--processes", str(args.processes),
                              "--threads", str(args.threads)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "wb"))
-    peak, samples = 0, []
+    peak = 0
     try:
         while True:
             time.sleep(0.5)
             pids = descendants(proc.pid)
             kb = rss_kb([proc.pid, *pids])
             peak = max(peak, kb)
-            with runtime.sessions() as s:
-                left = s.scalar(select(func.count()).select_from(JourneyRun).where(
-                    JourneyRun.status.in_(("active", "waiting", "claimed"))))
-            samples.append((time.perf_counter() - t1, left, kb))
-            if left == 0:
+            with runtime.sessions() as s:  # anything left? (cheap: the first row of an index)
+                left = s.scalar(select(JourneyRun.id).where(
+                    JourneyRun.status.in_(("active", "waiting", "claimed"))).limit(1))
+            if left is None:
                 break
             if proc.poll() is not None:
                 raise SystemExit(f"worker died; see {home / 'worker.log'}")
             if time.perf_counter() - t1 > args.timeout:
-                raise SystemExit(f"{label}: {left} runs still unfinished after {args.timeout}s")
+                raise SystemExit(f"{label}: runs still unfinished after {args.timeout}s")
         elapsed = time.perf_counter() - t1
+        cpu = {"workers": tree_cpu_seconds(proc.pid), "pg": tree_cpu_seconds(pg.proc.pid) - cpu0["pg"],
+               "redis": tree_cpu_seconds(redis.proc.pid) - cpu0["redis"]}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -122,7 +129,27 @@ def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[st
         steps = s.scalar(select(func.sum(NodeCount.n)).where(~NodeCount.port.startswith("@")))
     runtime.close()
     return {"n": n, "enroll_s": enroll_s, "elapsed": elapsed, "steps": steps, "peak_rss_mb": peak / 1024,
-            "samples": samples}
+            "cpu": cpu}
+
+
+def cpu_line(r: dict) -> str:
+    """CPU per node-step of each part (the bench's own polling included in PostgreSQL's share)."""
+    per = {k: v / r["steps"] * 1e6 for k, v in r["cpu"].items()}
+    total = sum(per.values())
+    return (f"  CPU per node-step: workers {per['workers']:.0f} µs, PostgreSQL {per['pg']:.0f} µs, "
+            f"redis {per['redis']:.0f} µs = {total:.0f} µs; CPU-bound on {os.cpu_count()} cores: "
+            f"{os.cpu_count() * 1e6 / total:,.0f} node-steps/s; load average {os.getloadavg()[0]:.1f}")
+
+
+def print_statements(pg: PostgresServer, db: str, top: int = 15) -> None:
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user={pg.user} dbname={db}", autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY total_exec_time DESC LIMIT %s", [top]).fetchall()
+    print("  statements by time: calls, ms, rows, statement")
+    for calls, ms, n, query in rows:
+        print(f"  {calls:>8} {ms:>9.0f} {n:>9}  {query[:110]}")
 
 
 def main() -> None:
@@ -133,8 +160,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--statements", action="store_true", help="print the PostgreSQL statements that took most time")
     args = ap.parse_args()
-    pg = PostgresServer().start()
+    pg = PostgresServer().start(settings={"shared_preload_libraries": "pg_stat_statements"} if args.statements else None)
     redis = RedisServer().start()
     try:
         r = run(pg, redis, args.contacts, args, {"KASKAD_ENGINE_BATCH": str(args.batch)}, "batched")
@@ -142,11 +170,15 @@ def main() -> None:
               f"{r['steps']:,} node-steps in {r['elapsed']:.1f}s = {r['steps'] / r['elapsed']:,.0f} node-steps/s; "
               f"last run finished after {r['elapsed']:.1f}s; peak worker RSS {r['peak_rss_mb']:.0f} MB "
               f"({args.processes} processes × {args.threads} threads + scheduler)")
+        print(cpu_line(r))
+        if args.statements:
+            print_statements(pg, "bench_batched")
         if args.baseline:
             b = run(pg, redis, args.baseline, args, {"KASKAD_ENGINE_BATCH": "1", "KASKAD_ENGINE_STEPS": "1"}, "baseline")
             print(f"baseline  N={b['n']:,}: {b['steps']:,} node-steps in {b['elapsed']:.1f}s = "
                   f"{b['steps'] / b['elapsed']:,.0f} node-steps/s (one message per contact-step); "
                   f"peak worker RSS {b['peak_rss_mb']:.0f} MB")
+            print(cpu_line(b))
             print(f"batched / baseline: {(r['steps'] / r['elapsed']) / (b['steps'] / b['elapsed']):.1f}×")
     finally:
         redis.stop()

@@ -7,10 +7,11 @@ the purpose keeps a token minted for one use from being replayed at another.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from typing import Any
+
+import msgspec
 
 
 class BadToken(ValueError):
@@ -31,8 +32,10 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(key: bytes, purpose: str, payload: dict[str, Any]) -> str:
-    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    mac = hmac.new(key, f"{purpose}.{body}".encode(), hashlib.sha256).digest()
+    # Compact JSON with sorted keys (msgspec: a few times cheaper than json.dumps; an email
+    # carries four or more signed links, signed per recipient).
+    body = _b64(msgspec.json.encode(payload, order="sorted"))
+    mac = hmac.digest(key, f"{purpose}.{body}".encode(), "sha256")
     return f"{body}.{_b64(mac)}"
 
 
@@ -45,7 +48,7 @@ def unsign(key: bytes, purpose: str, token: str) -> dict[str, Any]:
         given = _unb64(mac)
     except ValueError as exc:
         raise BadToken(f"malformed token: {exc}") from exc
-    expected = hmac.new(key, f"{purpose}.{body}".encode(), hashlib.sha256).digest()
+    expected = hmac.digest(key, f"{purpose}.{body}".encode(), "sha256")
     if not hmac.compare_digest(expected, given):
         raise ForgedToken("signature does not match")
     try:

@@ -2,8 +2,10 @@
 refusals, 4xx, an unreachable or silent server give the right result per message."""
 
 import asyncio
+import re
 import socket
 
+import aiosmtplib
 import pytest
 
 from kaskad.channels import OutboundMessage, Recipient
@@ -65,9 +67,10 @@ def test_a_dropped_connection_is_replaced_and_the_message_sent_once():
     assert sorted(r[1][0] for r in again.messages) == ["guest2@example.com", "guest3@example.com"]
 
 
-def test_refused_and_deferred_recipients_do_not_stop_the_batch():
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-command-at-a-time"])
+def test_refused_and_deferred_recipients_do_not_stop_the_batch(pipelining):
     refuse = {"gone@example.com": "550 5.1.1 no such user", "full@example.com": "452 4.2.2 mailbox full"}
-    with SmtpSink(refuse=refuse) as sink:
+    with SmtpSink(refuse=refuse, pipelining=pipelining) as sink:
         ch = email_channel(sink.port)
         names = ["a@example.com", "gone@example.com", "full@example.com", "b@example.com"]
         results = asyncio.run(ch.send_batch(batch(4, to=lambda i: names[i])))
@@ -114,3 +117,59 @@ def test_a_pool_is_kept_per_event_loop_and_dropped_with_its_loop():
         for start in (0, 1, 2):  # a caller that runs each batch in a fresh loop
             assert asyncio.run(ch.send_batch(batch(1, start=start)))[0].status == "sent"
         assert len(ch._pools) == 1 and sink.connections == 3
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-command-at-a-time"])
+def test_what_arrives_is_what_was_composed_lines_starting_with_a_dot_included(pipelining):
+    text = ".starts with a dot\n..and two\n.\nend\n"
+    with SmtpSink(pipelining=pipelining) as sink:
+        ch = email_channel(sink.port, pool_size="2")
+        msgs = [OutboundMessage(key=f"run:{i}:mail", recipient=Recipient(contact_id=i, external_id=f"c{i}"),
+                                address=f"guest{i}@example.com", content={"subject": "Dots", "html": "<p>.</p>", "text": text})
+                for i in range(5)]
+
+        async def run():
+            composed = [ch.build(m).data for m in msgs]
+            results = await ch.send_batch(msgs)
+            await ch.aclose()
+            return composed, results
+
+        composed, results = asyncio.run(run())
+        assert [r.status for r in results] == ["sent"] * 5
+        received = sorted(raw for _, _, raw, _ in sink.messages)
+        # aiosmtpd undoes the dot-stuffing: the bytes are what the channel composed (but for Date and the boundary)
+        strip = lambda raw: re.sub(rb"=_kaskad_[0-9a-f]+", b"B", re.sub(rb"Date: [^\r]*\r\n", b"", raw))
+        assert sorted(strip(r) for r in received) == sorted(strip(c) for c in composed)
+        assert all(m.get_body(("plain",)).get_content().splitlines() == text.splitlines() for m in sink.parsed())
+
+
+def test_an_address_smtp_cannot_carry_fails_that_message_only():
+    with SmtpSink() as sink:
+        ch = email_channel(sink.port)
+        results = asyncio.run(ch.send_batch(batch(3, to=lambda i: ["a@example.com", "b@exa mple.com", "c@example.com"][i])))
+        assert [r.status for r in results] == ["sent", "failed", "sent"]
+        assert [r[1] for r in sink.messages] == [["a@example.com"], ["c@example.com"]]
+
+
+def test_an_envelope_sent_ahead_and_not_used_is_abandoned_without_delivering_anything():
+    """With pipelining the next message's MAIL/RCPT/DATA travel with this content; if that message
+    never follows, the session is dropped rather than ending DATA with an empty message."""
+    with SmtpSink(refuse={"gone@example.com": "550 5.1.1 no such user"}) as sink:
+        ch = email_channel(sink.port, pool_size="1")
+        mail = b"Subject: one\r\n\r\nhello\r\n"
+
+        async def run():
+            session = await ch._connect()
+            assert session.pipelining
+            # the envelope sent ahead is refused: its message fails, the session goes on
+            await session.sendmail("hello@pizzeria.example", "a@example.com", mail, then=("hello@pizzeria.example", "gone@example.com"))
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+                await session.sendmail("hello@pizzeria.example", "gone@example.com", mail, then=("hello@pizzeria.example", "c@example.com"))
+            await session.sendmail("hello@pizzeria.example", "b@example.com", mail, then=("hello@pizzeria.example", "c@example.com"))
+            # c@ was accepted and its DATA answered 354, but something else comes next
+            with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+                await session.noop()
+            assert not session.is_connected
+
+        asyncio.run(run())
+        assert [rcpt for _, rcpt, _, _ in sink.messages] == [["a@example.com"], ["b@example.com"]]

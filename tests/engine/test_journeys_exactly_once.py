@@ -75,7 +75,7 @@ class AtMostOnceChannel(TestChannel):
 def _crash_during_the_provider_call(runtime, monkeypatch) -> None:
     """Advance the claimed batch until its messages are marked ``sending``, then die."""
 
-    def dying_deliver(rt, outbox_ids):
+    def dying_deliver(rt, outbox_ids, built=None):
         with transaction(rt.sessions) as s:
             s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids))
                       .values(status="sending", attempts=OutboxMessage.attempts + 1))

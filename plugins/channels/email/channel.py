@@ -27,6 +27,7 @@ from kaskad_channels.email import mime, tracking
 from kaskad_channels.email.dsn import NotADsn, delivery_event, parse_dsn
 from kaskad_channels.email.headers import message_id
 from kaskad_channels.email.pool import BROKEN, SmtpPool
+from kaskad_channels.email.session import SmtpSession
 
 
 class EmailMessageSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -161,7 +162,7 @@ class EmailChannel(Channel):
             pool = self._pools[loop] = SmtpPool(self._connect, self.config.pool_size)
         return pool
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpSession:
         cfg = self.config
         context = None
         if cfg.use_tls or cfg.starttls:  # loading the CA store costs ~100 ms: only when TLS is used
@@ -183,7 +184,19 @@ class EmailChannel(Channel):
             except (aiosmtplib.SMTPException, OSError) as exc:
                 smtp.close()
                 raise CannotConnect(f"SMTP login refused: {exc}") from None
-        return smtp
+        if smtp.is_ehlo_or_helo_needed:  # without STARTTLS or a login nothing has greeted the server yet
+            try:
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()  # an SMTP (not ESMTP) server: no extensions, no pipelining
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                smtp.close()
+                raise CannotConnect(f"SMTP greeting: {exc}") from None
+        try:
+            return SmtpSession(smtp, cfg.timeout)
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise CannotConnect(f"SMTP connect: {exc}") from None
 
     async def aclose(self) -> None:
         pool = self._pools.pop(asyncio.get_running_loop(), None)
@@ -202,34 +215,45 @@ class EmailChannel(Channel):
         results: list[SendResult | None] = [None] * len(messages)
         connect_error: list[str] = []
 
+        def take() -> tuple[int, OutboundMessage, Composed] | None:
+            """The next message that builds (one that does not is failed here)."""
+            while todo:
+                i, m = todo.popleft()
+                try:
+                    return i, m, self.build(m)
+                except (msgspec.ValidationError, ValueError) as exc:
+                    results[i] = SendResult(key=m.key, status="failed", error=f"message cannot be built: {exc}")
+            return None
+
         async def sender() -> None:
             conn = None
+            current = take()
             try:
-                while todo:
-                    i, m = todo.popleft()
-                    try:
-                        mail = self.build(m)
-                    except (msgspec.ValidationError, ValueError) as exc:
-                        results[i] = SendResult(key=m.key, status="failed", error=f"message cannot be built: {exc}")
-                        continue
+                while current is not None:
+                    i, m, mail = current
+                    # Taken now so that its envelope can travel with this message's content (RFC 2920).
+                    following = take()
                     for attempt in (1, 2):  # a dropped connection gets one fresh one for the same message
                         if conn is None:
                             try:
                                 conn = await pool.acquire()
                             except CannotConnect as exc:
-                                # Leave the message to a sender that has a connection; if none
-                                # has, it is retried later (the server is down or refused us).
+                                # Leave the messages to a sender that has a connection; if none
+                                # has, they are retried later (the server is down or refused us).
                                 connect_error.append(str(exc))
+                                if following is not None:
+                                    todo.appendleft(following[:2])
                                 todo.appendleft((i, m))
                                 return
                         try:
-                            results[i] = await self._send_one(conn, m, mail)
+                            results[i] = await self._send_one(conn, m, mail, following[2] if following else None)
                             break
                         except BROKEN as exc:
                             await pool.release(conn, broken=True)
                             conn = None
                             if attempt == 2:
                                 results[i] = SendResult(key=m.key, status="retry", error=f"SMTP connection lost: {exc}")
+                    current = following
             finally:
                 if conn is not None:
                     await pool.release(conn)
@@ -238,17 +262,18 @@ class EmailChannel(Channel):
         error = connect_error[-1] if connect_error else "not sent"
         return [r or SendResult(key=m.key, status="retry", error=error) for r, m in zip(results, messages)]
 
-    async def _send_one(self, smtp: aiosmtplib.SMTP, m: OutboundMessage, mail: Composed) -> SendResult:
-        """One message on an open connection; raises :data:`BROKEN` errors when the connection is gone."""
+    async def _send_one(self, smtp: SmtpSession, m: OutboundMessage, mail: Composed, then: Composed | None) -> SendResult:
+        """One message on an open session (``then``: the one to send next on it); raises
+        :data:`BROKEN` errors when the connection is gone."""
         try:
-            errors, _ = await smtp.sendmail(mail.sender, [mail.recipient], mail.data)
+            await smtp.sendmail(mail.sender, mail.recipient, mail.data, then=(then.sender, then.recipient) if then else None)
+        except ValueError as exc:  # an address SMTP cannot carry
+            return SendResult(key=m.key, status="failed", error=f"message cannot be sent: {exc}")
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # 4xx (mailbox full, greylisting) may pass later; 5xx will not.
             transient = all(400 <= r.code < 500 for r in exc.recipients)
             return SendResult(key=m.key, status="retry" if transient else "failed", error=f"recipient refused: {exc}")
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the server is closing this connection
-                raise aiosmtplib.SMTPServerDisconnected(exc.message) from None
             # 530: authentication or STARTTLS required: our settings, not the message, are wrong.
             status = "retry" if 400 <= exc.code < 500 or exc.code == 530 else "failed"
             return SendResult(key=m.key, status=status, error=f"SMTP {exc.code}: {exc.message}")
@@ -256,8 +281,6 @@ class EmailChannel(Channel):
             raise
         except aiosmtplib.SMTPException as exc:
             return SendResult(key=m.key, status="retry", error=f"SMTP: {exc}")
-        if errors:
-            return SendResult(key=m.key, status="failed", error=f"refused: {errors}")
         return SendResult(key=m.key, status="sent", provider_message_id=mail.message_id)
 
 

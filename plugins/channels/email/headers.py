@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import re
 
-_PLAIN = re.compile(r"[A-Za-z0-9_\-]")
+_OTHER = re.compile(r"[^A-Za-z0-9_\-:]")
 PREFIX = "kaskad."
 
 
+def _escape(m: re.Match) -> str:
+    return "".join(f"={b:02X}" for b in m.group().encode())
+
+
 def message_id(key: str, domain: str) -> str:
-    out = []
-    for ch in key:
-        if ch == ":":
-            out.append(".")
-        elif _PLAIN.fullmatch(ch):
-            out.append(ch)
-        else:
-            out.extend(f"={b:02X}" for b in ch.encode())
-    return f"<{PREFIX}{''.join(out)}@{domain}>"
+    local = _OTHER.sub(_escape, key).replace(":", ".")
+    return f"<{PREFIX}{local}@{domain}>"
 
 
 def key_from_message_id(value: str) -> str | None:

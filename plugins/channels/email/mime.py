@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import binascii
 import secrets
+import time
 from email.header import Header
+from functools import lru_cache
 from email.utils import formataddr, formatdate
 
 #: Headers whose value may contain non-ASCII text (encoded as RFC 2047 words).
@@ -27,6 +29,7 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("ascii")
 
 
+@lru_cache(maxsize=256)  # the From of every message a channel sends is the same
 def address(name: str | None, addr: str) -> str:
     """``Name <addr>``, the name RFC 2047-encoded when it is not ASCII."""
     return formataddr((name or "", addr), charset="utf-8")
@@ -40,13 +43,25 @@ def _part(subtype: str, body: str) -> bytes:
     )
 
 
+_date: tuple[int, bytes] = (0, b"")
+
+
+def _date_header() -> bytes:
+    """``Date:`` for now; formatted once a second, not once per message."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, _header("Date", formatdate(now, localtime=False, usegmt=True)))
+    return _date[1]
+
+
 def compose(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
     """The whole message: ``headers`` in order (plus Date and MIME-Version), then the two parts."""
     # "=_" cannot occur in quoted-printable text ("=" is always escaped there), so
     # the boundary never collides with a body.
     boundary = f"=_kaskad_{secrets.token_hex(12)}"
     out = [_header(name, value) for name, value in headers]
-    out.append(_header("Date", formatdate(localtime=False, usegmt=True)))
+    out.append(_date_header())
     out.append(b"MIME-Version: 1.0\r\n")
     out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode())
     sep = f"--{boundary}\r\n".encode()

@@ -6,7 +6,7 @@ sends a batch over several of them at once. A connection that broke, or that
 sat idle long enough for the server to drop it (checked with NOOP), is
 replaced transparently.
 
-aiosmtplib connections belong to the event loop that opened them, so the
+Sessions (aiosmtplib opens them) belong to the event loop that opened them, so the
 email channel keeps one pool per running loop (a worker that keeps its loop
 keeps its connections).
 """
@@ -19,23 +19,25 @@ from typing import Awaitable, Callable
 
 import aiosmtplib
 
+from kaskad_channels.email.session import SmtpSession
+
 #: Errors that mean "this connection is gone", not "this message was refused".
 BROKEN = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, ConnectionError, OSError)
 
 
 class SmtpPool:
-    def __init__(self, connect: Callable[[], Awaitable[aiosmtplib.SMTP]], size: int, idle_check: float = 30.0) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[SmtpSession]], size: int, idle_check: float = 30.0) -> None:
         self._connect = connect
         self.size = size
         #: Connections idle for longer than this are checked with NOOP before reuse.
         self.idle_check = idle_check
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[SmtpSession, float]] = []
         self._open = 0
         self._slot = asyncio.Condition()
         #: How many SMTP sessions this pool has opened (for tests and benchmarks).
         self.opened = 0
 
-    async def acquire(self) -> aiosmtplib.SMTP:
+    async def acquire(self) -> SmtpSession:
         """An open, logged-in connection; waits while ``size`` are in use. Raises when it cannot connect."""
         while True:
             async with self._slot:
@@ -59,7 +61,7 @@ class SmtpPool:
             conn.close()
             await self._forget()
 
-    async def release(self, conn: aiosmtplib.SMTP, broken: bool = False) -> None:
+    async def release(self, conn: SmtpSession, broken: bool = False) -> None:
         """Give a connection back; a broken one is closed and its slot freed."""
         if broken or not conn.is_connected:
             conn.close()
@@ -95,7 +97,7 @@ class SmtpPool:
         self._idle = []
 
 
-async def _answers(conn: aiosmtplib.SMTP) -> bool:
+async def _answers(conn: SmtpSession) -> bool:
     try:
         await conn.noop()
         return True

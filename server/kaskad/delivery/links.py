@@ -18,6 +18,7 @@ The engine puts :func:`message_links` into every template's context as
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -87,8 +88,14 @@ def pixel_url(public_url: str, signing_key: bytes, key: str) -> str:
     return f"{public_url}/t/o/{open_token(signing_key, key)}.gif"
 
 
+@lru_cache(maxsize=4096)
+def _quoted(url: str) -> str:
+    # A campaign's links are the same in every recipient's copy: quote each once.
+    return quote(url, safe="")
+
+
 def click_url(public_url: str, signing_key: bytes, key: str, url: str) -> str:
-    return f"{public_url}/t/c/{click_token(signing_key, key, url)}?u={quote(url, safe='')}"
+    return f"{public_url}/t/c/{click_token(signing_key, key, url)}?u={_quoted(url)}"
 
 
 def message_links(settings, key: str, contact_id: int, channel: str, topic: str | None) -> dict[str, str]:

@@ -32,6 +32,7 @@ from msgspec import Meta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kaskad.store.bulk import among
 from kaskad.store.models import Consent, Contact, OutboxMessage
 
 LocalTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -146,15 +147,16 @@ def filter_sends(
     ids = sorted(set(contact_ids))
     if not ids:
         return {}
+    # Core statements with one array parameter: this runs for every send batch.
+    c, k = Contact.__table__.c, Consent.__table__.c
     contacts = {r.id: r for r in session.execute(
-        select(Contact.id, Contact.email, Contact.phone, Contact.timezone, Contact.external_id, Contact.erased_at)
-        .where(Contact.id.in_(ids))
+        select(c.id, c.email, c.phone, c.timezone, c.external_id, c.erased_at).where(among(session, c.id, ids))
     )}
     consents: dict[int, dict[str, str]] = {}
     if requires_consent:
         for cid, t, status in session.execute(
-            select(Consent.contact_id, Consent.topic, Consent.status).where(
-                Consent.contact_id.in_(ids), Consent.channel == channel, Consent.topic.in_([topic or "*", "*"])
+            select(k.contact_id, k.topic, k.status).where(
+                among(session, k.contact_id, ids), k.channel == channel, k.topic.in_([topic or "*", "*"])
             )
         ):
             consents.setdefault(cid, {})[t] = status
@@ -203,10 +205,10 @@ def _sent_counts(session: Session, ids: list[int], channel: str, now: datetime, 
     if caps is None and settings.total.per_week is None:
         return {}
     since = now - WEEK
+    o = OutboxMessage.__table__.c
     rows = session.execute(
-        select(OutboxMessage.contact_id, OutboxMessage.channel, OutboxMessage.sent_at).where(
-            OutboxMessage.contact_id.in_(ids), OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since,
-            OutboxMessage.sent_at <= now,
+        select(o.contact_id, o.channel, o.sent_at).where(
+            among(session, o.contact_id, ids), o.sent_at.is_not(None), o.sent_at > since, o.sent_at <= now,
         )
     )
     out: dict[int, _Counts] = {}

@@ -33,6 +33,7 @@ from kaskad.store.models import Contact, JourneyRun, RunStep
 
 log = logging.getLogger("kaskad.engine")
 
+RUNS, CONTACTS = JourneyRun.__table__, Contact.__table__
 TERMINAL = ("exited", "converted", "failed", "holdout")
 MAX_ATTEMPTS = 5
 
@@ -46,7 +47,7 @@ def backoff(attempts: int, base: float) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600.0))
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """A run in memory while its batch is advanced."""
 
@@ -80,6 +81,9 @@ class BatchContext:
     deliver: list[int] = field(default_factory=list)
     #: Outbox ids handed over earlier in this advance call (a pending one among them is a retry).
     delivered: set[int] = field(default_factory=set)
+    #: The messages written to the outbox in this transaction, by key: handed to the provider
+    #: as they are, instead of being read back from their rows.
+    built: dict[str, Any] = field(default_factory=dict)
     #: Dry run: what would be sent.
     sent: list[dict] = field(default_factory=list)
     notes: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
@@ -151,9 +155,10 @@ def handler_for(node: Any) -> Handler | None:
 
 
 def load_contacts(session: Session, ids: set[int]) -> dict[int, dict]:
+    c = CONTACTS.c  # Core, not ORM: the hot path skips the ORM's compile and row loading
     rows = session.execute(
-        select(Contact.id, Contact.external_id, Contact.email, Contact.phone, Contact.timezone, Contact.attributes,
-               Contact.tags, Contact.erased_at).where(among(session, Contact.id, ids))
+        select(c.id, c.external_id, c.email, c.phone, c.timezone, c.attributes, c.tags, c.erased_at)
+        .where(among(session, c.id, ids))
     )
     return {
         r.id: {"id": r.id, "external_id": r.external_id, "email": r.email, "phone": r.phone, "timezone": r.timezone,
@@ -195,13 +200,13 @@ def walk(ctx: BatchContext, runs: list[Run]) -> None:
 
 
 def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
-    q = select(JourneyRun.id, JourneyRun.flow_id, JourneyRun.flow_version_id, JourneyRun.contact_id, JourneyRun.node_id,
-               JourneyRun.entered_at, JourneyRun.attempts, JourneyRun.context).where(
-        among(session, JourneyRun.id, ids), JourneyRun.status == "claimed", JourneyRun.claim == token)
+    t = RUNS.c
+    q = select(t.id, t.flow_id, t.flow_version_id, t.contact_id, t.node_id, t.entered_at, t.attempts, t.context).where(
+        among(session, t.id, ids), t.status == "claimed", t.claim == token)
     if session.get_bind().dialect.name == "postgresql":
-        q = q.order_by(JourneyRun.id).with_for_update()
-    return [Run(id=r.id, flow_id=r.flow_id, version_id=r.flow_version_id, contact_id=r.contact_id, node_id=r.node_id,
-                entered_at=r.entered_at, attempts=r.attempts, context=dict(r.context or {})) for r in session.execute(q)]
+        q = q.order_by(t.id).with_for_update()
+    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, dict(context or {}))
+            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in session.execute(q).tuples()]
 
 
 def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
@@ -265,7 +270,7 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             continue_later(runtime, more, hold)
         ids = [r.id for r in runs if r.blocked]
         if ctx.deliver:
-            deliver(runtime, ctx.deliver)
+            deliver(runtime, ctx.deliver, ctx.built)
             delivered.update(ctx.deliver)
         token = hold
     return steps

@@ -6,8 +6,8 @@ and takes over if the leader's connection dies); on SQLite there is one
 process. Each tick:
 
 1. dispatch new events (:mod:`kaskad.engine.dispatch`);
-2. sweep: runs claimed longer than the lease ago (their message was lost with a
-   worker or with Redis) become due again;
+2. sweep (every tenth of the lease): runs claimed longer than the lease ago
+   (their message was lost with a worker or with Redis) become due again;
 3. claim due runs (``wake_at <= now``; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
    under a fresh claim token, group them by flow version and node, and enqueue
    one message per batch. A failed enqueue gives the claim back at once;
@@ -94,6 +94,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._jobs_thread: threading.Thread | None = None
         self._leader_conn = None
+        self._swept_at = None
         periodic.load_jobs()
 
     # ------------------------------------------------------------ leadership
@@ -136,7 +137,7 @@ class Scheduler:
             done += n
             if n < DISPATCH_BATCH:  # a short batch: the backlog is drained
                 break
-        done += sweep(self.runtime)
+        done += self._sweep_due()
         size = max(1, self.runtime.settings.engine_batch)
         # Back-pressure: claim only what the workers can take soon, so nothing
         # sits claimed in the queue long enough to outlive its lease.
@@ -156,6 +157,15 @@ class Scheduler:
                 done += len(chunk)
         self._jobs_inline()
         return done
+
+    def _sweep_due(self) -> int:
+        """Sweep every tenth of the lease, not every tick: the sweep reads every claimed run, and
+        nothing claimed can be overdue sooner than a lease after its claim."""
+        now = clock.now()
+        if self._swept_at is not None and now - self._swept_at < timedelta(seconds=self.runtime.settings.engine_lease / 10):
+            return 0
+        self._swept_at = now
+        return sweep(self.runtime)
 
     def _jobs_inline(self) -> None:
         if self.jobs_inline:

@@ -43,6 +43,7 @@ from kaskad.store.models import MessageEvent, OutboxMessage
 log = logging.getLogger("kaskad.engine.send")
 STATE = "send"  # context key: {node_id: {"m": index, "wait": bool}}
 SETTLED = ("sent", "skipped", "unknown")
+OUTBOX = OutboxMessage.__table__
 
 
 def outbox_key(run_id: int, node_id: str, m: int) -> str:
@@ -114,8 +115,8 @@ def _send_message(ctx: BatchContext, plan: FlowPlan, node: model.SendNode, m: in
     keys = {outbox_key(run.id, node.id, m): run for run in runs}
     rows = {} if ctx.dry_run else {
         r.key: r for r in ctx.session.execute(
-            select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.status, OutboxMessage.error, OutboxMessage.attempts)
-            .where(among(ctx.session, OutboxMessage.key, list(keys)))
+            select(OUTBOX.c.id, OUTBOX.c.key, OUTBOX.c.status, OUTBOX.c.error, OUTBOX.c.attempts)
+            .where(among(ctx.session, OUTBOX.c.key, list(keys)))
         )
     }
     fresh = [run for key, run in keys.items() if key not in rows]
@@ -170,6 +171,7 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
             continue
         payload = msgspec.to_builtins(out)
         rows.append({**base, "status": "pending", "error": None, "payload": payload})
+        ctx.built[key] = out
         by_key[key] = (run, "send", payload)
     if ctx.dry_run:
         for key, (run, action, info) in by_key.items():
@@ -181,10 +183,14 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
         return
     if not rows:
         return
-    bulk_insert(ctx.session, OutboxMessage.__table__, rows, on_conflict_nothing=True)
-    # Read the ids back by key: a row another process wrote first is the one that counts.
-    ids = dict(ctx.session.execute(
-        select(OutboxMessage.key, OutboxMessage.id).where(among(ctx.session, OutboxMessage.key, list(by_key)))).all())
+    ids = dict(bulk_insert(ctx.session, OutboxMessage.__table__, rows, on_conflict_nothing=True, returning=("key", "id")))
+    # A row another process wrote first is the one that counts: its id is read by key, and its
+    # message is read from it when it is handed over, not the one built here.
+    for key in by_key.keys() - ids.keys():
+        ctx.built.pop(key, None)
+    if len(ids) < len(by_key):
+        ids.update(ctx.session.execute(select(OUTBOX.c.key, OUTBOX.c.id).where(
+            among(ctx.session, OUTBOX.c.key, [k for k in by_key if k not in ids]))).all())
     for key, (run, action, info) in by_key.items():
         if action == "skip":
             _settled(ctx, run, node, m, f"skipped: {info}")
@@ -231,17 +237,24 @@ async def _send(runtime, channel, messages: list[OutboundMessage]) -> list[SendR
     return await channel.send_batch(messages)
 
 
-def deliver(runtime: Any, outbox_ids: list[int]) -> None:
-    """Hand pending outbox rows to their channels: mark ``sending``, call, record the result."""
+def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessage] | None = None) -> None:
+    """Hand pending outbox rows to their channels: mark ``sending``, call, record the result.
+
+    ``built`` are messages just written to these rows, by key; the others are read from their rows.
+    """
     # One statement claims the rows: only those still pending (a duplicate batch
     # message, or a concurrent retry, finds nothing left to send).
-    t = OutboxMessage.__table__
+    t = OUTBOX
+    built = built or {}
     with transaction(runtime.sessions) as session:
         rows = session.execute(
             update(t).where(among(session, t.c.id, outbox_ids), t.c.status == "pending")
             .values(status="sending", attempts=t.c.attempts + 1)
-            .returning(t.c.id, t.c.key, t.c.channel, t.c.payload, t.c.attempts)
+            .returning(t.c.id, t.c.key, t.c.channel, t.c.attempts)
         ).all()
+        unbuilt = [r.id for r in rows if r.key not in built]
+        payloads = dict(session.execute(select(t.c.id, t.c.payload).where(among(session, t.c.id, unbuilt))).all()
+                        ) if unbuilt else {}
     if not rows:
         return
     by_channel: dict[str, list] = {}
@@ -250,7 +263,7 @@ def deliver(runtime: Any, outbox_ids: list[int]) -> None:
     updates = []
     for name, group in by_channel.items():
         channel = runtime.registry.channels.get(name)
-        messages = [msgspec.convert(r.payload, OutboundMessage) for r in group]
+        messages = [built.get(r.key) or msgspec.convert(payloads[r.id], OutboundMessage) for r in group]
         try:
             results = {res.key: res for res in run_async(_send(runtime, channel, messages))}
         except Exception as exc:  # the channel raised for the whole batch: every message is retried

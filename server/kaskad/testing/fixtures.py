@@ -21,6 +21,18 @@ _counter = itertools.count()
 TEMPLATE_DB = "kaskad_template"
 
 
+@pytest.fixture(autouse=True)
+def _segments_defined_in_process():
+    """Segments a test registers with ``kaskad.segments.define`` are gone after it: the registry is
+    process-wide, and a leftover definition would take part in another test's membership passes."""
+    from kaskad.segments.definitions import DEFINED
+
+    before = dict(DEFINED)
+    yield
+    DEFINED.clear()
+    DEFINED.update(before)
+
+
 @pytest.fixture(scope="session")
 def postgres():
     server = PostgresServer().start()

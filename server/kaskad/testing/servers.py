@@ -55,10 +55,11 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def start(self, durable: bool = False) -> "PostgresServer":
+    def start(self, durable: bool = False, settings: dict[str, str] | None = None) -> "PostgresServer":
         """Tests run without durability (fsync, synchronous_commit and full_page_writes off:
         a crash loses nothing a test needs). ``durable`` keeps PostgreSQL's own defaults,
-        as production runs them: a commit returns once its WAL is flushed to disk."""
+        as production runs them: a commit returns once its WAL is flushed to disk. ``settings`` are
+        extra ``-c name=value`` options (e.g. for profiling)."""
         if not (PG_BIN / "initdb").exists():
             raise RuntimeError(f"PostgreSQL server binaries not found in {PG_BIN}; run 'make test' (it installs postgresql-15)")
         if os.geteuid() == 0:
@@ -75,6 +76,8 @@ class PostgresServer:
         ]
         if not durable:
             opts += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        for name, value in (settings or {}).items():
+            opts += ["-c", f"{name}={value}"]
         self.proc = subprocess.Popen(
             [*_as_user(), str(PG_BIN / "postgres"), "-D", str(self.data), *opts],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "server.log", "wb"),

@@ -12,6 +12,8 @@ offers and requires STARTTLS with a self-signed certificate for 127.0.0.1
 (login only after it); ``keep=False`` only counts messages
 (for benchmarks). ``refuse`` maps a recipient to an SMTP reply
 (``{"gone@example.com": "550 5.1.1 no such user"}``) to test refusals.
+It offers PIPELINING (RFC 2920), as Postfix, Exim and the big providers do;
+``pipelining=False`` makes it a server that does not, for the one-command-at-a-time path.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from kaskad.testing.servers import free_port
 
 class SmtpSink:
     def __init__(self, auth: tuple[str, str] | None = None, keep: bool = True, refuse: dict[str, str] | None = None,
-                 port: int | None = None, starttls: bool = False) -> None:
-        self.auth, self.keep, self._port, self.starttls = auth, keep, port, starttls
+                 port: int | None = None, starttls: bool = False, pipelining: bool = True, loop=None) -> None:
+        self.auth, self.keep, self._port, self.starttls, self.pipelining = auth, keep, port, starttls, pipelining
+        self._loop = loop  # the event loop the server runs on (e.g. a uvloop one); a fresh asyncio loop by default
         self.refuse: dict[str, str] = dict(refuse or {})
         #: (mail_from, rcpt_tos, raw bytes, authenticated?) per message received.
         self.messages: list[tuple[str, list[str], bytes, bool]] = []
@@ -44,6 +47,14 @@ class SmtpSink:
         return [email.message_from_bytes(raw, policy=policy.default) for _, _, raw, _ in self.messages]
 
     # aiosmtpd handler hooks
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            # aiosmtpd reads its input as a stream, one command after another, and answers
+            # each in order: exactly what RFC 2920 asks of a server; it just does not say so.
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return self.refuse[address]
@@ -76,7 +87,7 @@ class SmtpSink:
         kw = {"authenticator": self._authenticate, "auth_require_tls": self.starttls} if self.auth else {}
         if self.starttls:
             kw.update(tls_context=_self_signed_context(), require_starttls=True)
-        self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), **kw)
+        self.controller = Counting(self, hostname="127.0.0.1", port=self._port or free_port(), loop=self._loop, **kw)
         self.controller.start()
         self.connections = 0  # the controller's own start-up probe does not count
         return self
