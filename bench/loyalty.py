@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kaskad import clock
+from kaskad.testing.procstat import tree_cpu_seconds
 from kaskad.testing.servers import PostgresServer, free_port, wait_port
 
 CATEGORIES = ["tea", "coffee", "ware", "snacks", "gifts"]
@@ -141,25 +142,6 @@ def drive(ports: list[int], reqs: list[list[bytes]], seconds: float) -> tuple[in
     return tally["ok"], tally["bad"], sorted(tally["lat"])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its descendants (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += stats.get(p, (0, 0.0))[1]
-        todo += [c for c, (ppid, _) in stats.items() if ppid == p]
-    return total
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--contacts", type=int, default=2000)
@@ -196,9 +178,9 @@ def main() -> int:
                     for n in range(args.clients)]
             drive(ports, [r[:100] for r in reqs], 2)  # warm up (with keys the measured run does not send)
             reqs = [r[100:] for r in reqs]
-            cpu = [sum(cpu_seconds(sv.pid) for sv in servers), cpu_seconds(pg.proc.pid), time.process_time()]
+            cpu = [sum(tree_cpu_seconds(sv.pid) for sv in servers), tree_cpu_seconds(pg.proc.pid), time.process_time()]
             ok, bad, lat = drive(ports, reqs, args.seconds)
-            after = [sum(cpu_seconds(sv.pid) for sv in servers), cpu_seconds(pg.proc.pid), time.process_time()]
+            after = [sum(tree_cpu_seconds(sv.pid) for sv in servers), tree_cpu_seconds(pg.proc.pid), time.process_time()]
             server, db, client = (b - a for a, b in zip(cpu, after))
             n = len(lat) or 1
             per_call = (server + db + client) / n
