@@ -68,6 +68,8 @@ class Compiled:
     where: ColumnElement
     joins: list = field(default_factory=list)  # (selectable, on-clause), LEFT OUTER
     nodes: list[Node] = field(default_factory=list)
+    #: Some join is a GROUP BY over orders or events computed for this query (not a stored summary).
+    grouped: bool = False
 
     def select(self, *columns, filtered: bool = True) -> Any:
         """``SELECT columns`` (default ``contacts.id``) of the members, or of everyone with ``filtered=False``."""
@@ -87,6 +89,7 @@ class Compiler:
         self._stats = None
         self._windows: dict[tuple, Any] = {}
         self._rfm_join = None
+        self.grouped = False
 
     # ---------------------------------------------------------------- joined aggregates
 
@@ -113,6 +116,7 @@ class Compiler:
             )
             self.joins.append((sub, sub.c.contact_id == Contact.id))
             self._windows[(days, need)] = sub
+            self.grouped = True
         return self._windows[(days, need)]
 
     def events(self, cond: m.Performed):
@@ -128,6 +132,7 @@ class Compiler:
             .subquery(f"events_{len(self.joins)}")
         )
         self.joins.append((sub, sub.c.contact_id == Contact.id))
+        self.grouped = True
         return func.coalesce(sub.c.n, 0)
 
     # ---------------------------------------------------------------- the tree
@@ -264,7 +269,7 @@ def compile_segment(
     where = c.node(segment.condition, "$.condition", (segment.key,))
     if c.errors:
         raise SegmentError(c.errors[0][0], c.errors[0][1], c.errors)
-    return Compiled(where=where, joins=c.joins, nodes=c.nodes)
+    return Compiled(where=where, joins=c.joins, nodes=c.nodes, grouped=c.grouped)
 
 
 def segment_query(segment: m.Segment, *, now: datetime, resolve, dialect: str = "sqlite", among=None):
