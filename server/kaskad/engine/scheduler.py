@@ -7,7 +7,8 @@ process. Each tick:
 
 1. dispatch new events (:mod:`kaskad.engine.dispatch`);
 2. sweep: runs claimed longer than the lease ago (their message was lost with a
-   worker or with Redis) become due again;
+   worker or with Redis) become due again (at most every ``SWEEP_EVERY`` seconds
+   when the scheduler runs on its own);
 3. claim due runs (``wake_at <= now``; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
    under a fresh claim token, group them by flow version and node, and enqueue
    one message per batch. A failed enqueue gives the claim back at once;
@@ -43,6 +44,8 @@ log = logging.getLogger("kaskad.scheduler")
 LEADER_LOCK = 0x4B534B_5343  # "KSK" "SC"
 
 Enqueue = Callable[[list[int], int], None]
+#: Seconds between two sweeps of the scheduler loop.
+SWEEP_EVERY = 1.0
 
 
 def claim_due(runtime: Any, limit: int = 20_000) -> tuple[int, dict[tuple[int, str], list[int]]]:
@@ -99,6 +102,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._jobs_thread: threading.Thread | None = None
         self._leader_conn = None
+        self._swept_at = float("-inf")
         periodic.load_jobs()
 
     # ------------------------------------------------------------ leadership
@@ -143,7 +147,12 @@ class Scheduler:
             done += n
             if n < DISPATCH_BATCH:  # a short batch: the backlog is drained
                 break
-        done += sweep(self.runtime)
+        # A lost claim is found within its lease (minutes): a sweep a second is plenty,
+        # while woken rounds (one per committed batch of events) come many times a second.
+        # Ticked by hand (tests), every round sweeps.
+        if self.jobs_inline or time.monotonic() - self._swept_at >= SWEEP_EVERY:
+            done += sweep(self.runtime)
+            self._swept_at = time.monotonic()
         size = max(1, self.runtime.settings.engine_batch)
         # Back-pressure: claim only what the workers can take soon, so nothing
         # sits claimed in the queue long enough to outlive its lease.
