@@ -49,6 +49,8 @@ from kaskad.runtime import Runtime
 from kaskad.store.engine import transaction
 from kaskad.testing.servers import PostgresServer, RedisServer, free_port, wait_port
 
+from engine import descendants  # bench/engine.py, beside this script
+
 TOKEN = "ksk_bench_admin_token_0123456789"
 TRIGGER = "cart_updated"
 FLOW = {
@@ -74,12 +76,6 @@ def cpu_seconds(pid: int, reaped: bool = True) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return sum(int(fields[i]) for i in ((11, 12, 13, 14) if reaped else (11, 12))) / CLK
-
-
-def descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
-    kids = [int(p) for p in out]
-    return kids + [g for k in kids for g in descendants(k)]
 
 
 def tree_cpu(pid: int) -> float:
@@ -205,6 +201,34 @@ def latency(pg: PostgresServer) -> tuple[int, dict[str, list[float]]]:
     return row[0], out
 
 
+class Sampler(threading.Thread):
+    """Every half second: messages waiting in Redis and runs claimed (enqueued, not yet advanced)."""
+
+    def __init__(self, pg: PostgresServer, redis_url: str):
+        super().__init__(daemon=True)
+        import redis
+
+        self.redis = redis.Redis.from_url(redis_url)
+        self.dsn = f"host=127.0.0.1 port={pg.port} user={pg.user} dbname=bench_triggers"
+        self.samples: list[tuple[int, int, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as c:
+            while not self.stop.wait(0.5):
+                queued = self.redis.llen("dramatiq:steps")
+                claimed, due = c.execute("SELECT count(*) FILTER (WHERE status = 'claimed'), count(*) FILTER "
+                                         "(WHERE status = 'active' AND wake_at <= now()) FROM journey_runs").fetchone()
+                self.samples.append((queued, claimed, due))
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no samples"
+        cols = list(zip(*self.samples))
+        return ", ".join(f"{name} mean {sum(v) / len(v):,.0f} max {max(v):,}"
+                         for name, v in zip(("messages in Redis", "runs claimed", "runs due, unclaimed"), cols))
+
+
 def wait_drained(pg: PostgresServer, expected: int, timeout: float) -> float:
     """Wait until every event is dispatched and every triggered run has passed its first node."""
     t0 = time.perf_counter()
@@ -259,8 +283,13 @@ def main() -> None:
         cpu0 = cpu_by_part(roots)
         pg0 = pg_counters(pg)
         triggers = sum(1 for i in range(int(args.rate * args.seconds)) if i % args.trigger_every == 0)
+        sampler = Sampler(pg, redis.url)
+        sampler.start()
+        load0 = os.getloadavg()[0]
         r = load(f"http://127.0.0.1:{port}", bodies, args)
         drain = wait_drained(pg, triggers, timeout=300)
+        sampler.stop.set()
+        sampler.join()
         cpu1 = cpu_by_part(roots)
         pg1 = pg_counters(pg)
         n, lat = latency(pg)
@@ -270,7 +299,7 @@ def main() -> None:
               f"batches of {args.batch}, {args.clients} clients; pacer at most {r['behind']:.2f} s behind) -> "
               f"{'sustained' if sustained else 'NOT sustained'}; {triggers:,} were {TRIGGER}; "
               f"backlog drained {drain:.1f} s after the last post")
-        print(f"runs started by the trigger: {n:,} of {triggers:,}")
+        print(f"runs started by the trigger: {n:,} of {triggers:,}; while loaded: {sampler.summary()}")
         for key, label in (("total", "event received -> first step"), ("dispatch", "  received -> dispatched"),
                            ("step", "  dispatched -> first step"), ("sent", "event received -> message handed over")):
             p50, p95, p99, mx = lat[key]
@@ -281,7 +310,8 @@ def main() -> None:
         print(f"CPU per 1,000 events: {total / r['acked'] * 1000:.3f} s ({per}); "
               f"{total / (r['wall'] + drain):.2f} cores busy on average")
         print(f"PostgreSQL per 1,000 events: {(pg1[0] - pg0[0]) / r['acked'] * 1000:.1f} transactions, "
-              f"{(pg1[1] - pg0[1]) / r['acked'] * 1000:,.0f} rows written; load average {os.getloadavg()[0]:.2f}")
+              f"{(pg1[1] - pg0[1]) / r['acked'] * 1000:,.0f} rows written; load average {load0:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after")
     finally:
         for p in procs:
             try:
