@@ -10,10 +10,13 @@ random contacts and amounts; every 50th is refunded.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from kaskad import segments
 from kaskad.migrations import upgrade
@@ -22,6 +25,42 @@ from kaskad.store.engine import make_engine, make_sessionmaker, transaction
 from kaskad.testing.servers import PostgresServer
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(session) -> float:
+    """CPU seconds of this session's PostgreSQL backend, plus the parallel workers its
+    postmaster has reaped (they count in the postmaster's cutime/cstime)."""
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    def stat(p):
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    own = stat(pid)
+    reaped = stat(int(own[1]))
+    return (int(own[11]) + int(own[12]) + int(reaped[13]) + int(reaped[14])) / CLK
+
+
+@contextmanager
+def statement_times(engine):
+    """Record (statement, seconds) of every statement run on ``engine`` inside the block."""
+    times, started = [], {}
+
+    def before(conn, cursor, statement, params, context, many):
+        started[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, statement, params, context, many):
+        times.append((" ".join(statement.split()), time.perf_counter() - started.pop(id(cursor), time.perf_counter())))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield times
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
 
 
 def main() -> None:
@@ -56,9 +95,10 @@ def main() -> None:
                                         b' "condition": {"kind": "orders", "measure": "count", "op": "gte", "value": 2, "within_days": 30}}'))
         for key in ("sleeping-90d", "lapsed-big-spenders", "bench-recent-repeat"):
             with sessions() as s:
-                t = time.perf_counter()
+                c, t = backend_cpu(s), time.perf_counter()
                 n = segments.count(s, key, now=NOW)
-                print(f"segment count {key}: {n:,} members in {time.perf_counter() - t:.2f} s")
+                print(f"segment count {key}: {n:,} members in {time.perf_counter() - t:.2f} s "
+                      f"({backend_cpu(s) - c:.2f} s PostgreSQL CPU; load average {os.getloadavg()[0]:.1f})")
         with sessions() as s:
             ids = list(range(1, a.contacts + 1, max(1, a.contacts // 1000)))
             t = time.perf_counter()
@@ -74,10 +114,14 @@ def main() -> None:
             q = rfm.scores_query().subquery()
             n = s.execute(select(func.count()).select_from(q)).scalar_one()
             print(f"RFM scores for {n:,} contacts (server-side, counted) in {time.perf_counter() - t:.2f} s")
-        with transaction(sessions) as s:
-            t = time.perf_counter()
+        with transaction(sessions) as s, statement_times(engine) as times:
+            c, t = backend_cpu(s), time.perf_counter()
             n = rfm_snapshots.take(s, NOW)
-            print(f"RFM recompute + dated snapshot of {n:,} contacts (the periodic job) in {time.perf_counter() - t:.2f} s")
+            took, cpu = time.perf_counter() - t, backend_cpu(s) - c
+        print(f"RFM recompute + dated snapshot of {n:,} contacts (the periodic job) in {took:.2f} s "
+              f"({cpu:.2f} s PostgreSQL CPU; load average {os.getloadavg()[0]:.1f}; "
+              f"commit included: {time.perf_counter() - t:.2f} s); its statements: "
+              + "; ".join(f"{sql[:40]!r} {sec:.2f} s" for sql, sec in times))
         with transaction(sessions) as s:
             t = time.perf_counter()
             membership.full_pass(s, "sleeping-90d", NOW)

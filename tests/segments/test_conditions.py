@@ -61,6 +61,8 @@ def who(db, condition: dict) -> set[str]:
     segments.define(seg)
     with transaction(sessions) as s:
         got = segments.members_among(s, "t", ids.values(), now=NOW)
+        # the whole-base query (semi-joins for windowed orders) agrees with the restricted one (LEFT JOINs)
+        assert set(segments.members(s, "t", limit=1000, now=NOW)) == got
         assert segments.count(s, "t", now=NOW) == len(got)
     back = {v: k for k, v in ids.items()}
     return {back[i] for i in got}
@@ -142,6 +144,10 @@ def test_windowed_order_measures(db):
     assert who(db, {"kind": "orders", "measure": "total", "op": "eq", "value": 3000, "within_days": 90}) == {"big"}
     assert who(db, {"kind": "orders", "measure": "count", "op": "eq", "value": 0, "within_days": 30}) == {"none", "big", "refunder"}
     assert who(db, {"kind": "orders", "measure": "days_since_last", "op": "lt", "value": 73, "within_days": 73}) == {"big", "recent"}
+    assert who(db, {"kind": "orders", "measure": "days_since_last", "op": "exists", "within_days": 73}) == {"big", "recent"}
+    assert who(db, {"kind": "orders", "measure": "average", "op": "gte", "value": 1000, "within_days": 90}) == {"big"}
+    assert who(db, {"kind": "not", "condition": {"kind": "orders", "measure": "count", "op": "gte", "value": 1,
+                                                 "within_days": 72}}) == {"none", "refunder"}
     assert who(db, {"kind": "all", "conditions": [
         {"kind": "orders", "measure": "count", "op": "gte", "value": 2},
         {"kind": "orders", "measure": "count", "op": "eq", "value": 1, "within_days": 90},

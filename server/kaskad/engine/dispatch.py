@@ -27,6 +27,7 @@ from kaskad.engine.match import MISSING, matches, resolve
 from kaskad.engine.plan import FlowPlan, plan_for_version, published_plans
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
+from kaskad.store.bulk import among
 from kaskad.store.engine import transaction
 from kaskad.store.models import Event, JourneyRun, RunStep
 
@@ -65,7 +66,8 @@ def dispatch_events(runtime: Any, now: datetime, limit: int = DISPATCH_BATCH) ->
         _goals(session, plans, events, now)
         _event_waits(session, events, now)
         _entries(session, plans, events, now)
-        session.execute(update(Event).where(Event.id.in_([e.id for e in events])).values(dispatched_at=now))
+        t = Event.__table__  # Core, not ORM: nothing in the session to synchronise
+        session.execute(update(t).where(among(session, t.c.id, [e.id for e in events])).values(dispatched_at=now))
         return len(events)
 
 
@@ -82,7 +84,7 @@ def _goals(session: Session, plans: list[FlowPlan], events: list, now: datetime)
             by_contact[e.contact_id].append(e)
         q = select(JourneyRun.id, JourneyRun.contact_id, JourneyRun.entered_at, JourneyRun.context, JourneyRun.node_id,
                    JourneyRun.flow_version_id).where(
-            JourneyRun.flow_id == plan.flow_id, JourneyRun.contact_id.in_(list(by_contact)),
+            JourneyRun.flow_id == plan.flow_id, among(session, JourneyRun.contact_id, list(by_contact)),
             JourneyRun.status.in_(IN_PROGRESS))
         if session.get_bind().dialect.name == "postgresql":
             q = q.with_for_update()
@@ -116,7 +118,8 @@ def _event_waits(session: Session, events: list, now: datetime) -> None:
     for e in events:
         by_contact[e.contact_id].append(e)
     q = select(JourneyRun.id, JourneyRun.contact_id, JourneyRun.flow_version_id, JourneyRun.node_id,
-               JourneyRun.context).where(JourneyRun.contact_id.in_(list(by_contact)), JourneyRun.status == "waiting")
+               JourneyRun.context).where(among(session, JourneyRun.contact_id, list(by_contact)),
+                                                 JourneyRun.status == "waiting")
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
     params = []

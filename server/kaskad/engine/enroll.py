@@ -24,7 +24,7 @@ from kaskad import clock
 from kaskad.engine.counts import add_counts
 from kaskad.engine.plan import FlowPlan, current_plan
 from kaskad.flow.durations import parse_duration
-from kaskad.store.bulk import bulk_insert
+from kaskad.store.bulk import among, bulk_insert
 from kaskad.store.models import Contact, JourneyRun
 
 IN_PROGRESS = ("active", "waiting", "claimed")
@@ -114,7 +114,7 @@ def _enroll_chunk(session: Session, plan: FlowPlan, ids: list[int], keys: list[s
                   contexts: list[dict | None], now: datetime) -> EnrollResult:
     reentry = plan.flow.reentry
     policy = reentry.policy if reentry is not None else "once"
-    live = set(session.scalars(select(Contact.id).where(Contact.id.in_(set(ids)), Contact.erased_at.is_(None))))
+    live = set(session.scalars(select(Contact.id).where(among(session, Contact.id, set(ids)), Contact.erased_at.is_(None))))
     blocked: set[int] = set()
     if policy == "after":
         if session.get_bind().dialect.name == "postgresql":
@@ -125,7 +125,7 @@ def _enroll_chunk(session: Session, plan: FlowPlan, ids: list[int], keys: list[s
         blocked = set(session.scalars(
             select(JourneyRun.contact_id).where(
                 JourneyRun.flow_id == plan.flow_id,
-                JourneyRun.contact_id.in_(live),
+                among(session, JourneyRun.contact_id, live),
                 (JourneyRun.status.in_(IN_PROGRESS)) | (JourneyRun.entered_at > cutoff),
             )
         ))

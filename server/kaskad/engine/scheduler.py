@@ -15,6 +15,9 @@ process. Each tick:
    the scheduler runs on its own, so that an hour-long report job never holds up
    a due journey step; inline when a test ticks it by hand.
 
+Between idle ticks the leader waits on ``LISTEN`` (:mod:`kaskad.engine.wake`):
+committed events wake it at once instead of at the next tick.
+
 Long waits are rows with ``wake_at``, never broker delays.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Callable
@@ -29,6 +33,7 @@ from typing import Any, Callable
 from sqlalchemy import func, select, text, update
 
 from kaskad import clock, periodic
+from kaskad.engine import wake
 from kaskad.engine.batch import new_token
 from kaskad.engine.dispatch import DISPATCH_BATCH, dispatch_events
 from kaskad.store.engine import transaction
@@ -105,11 +110,13 @@ class Scheduler:
         try:
             if self._leader_conn is not None:
                 self._leader_conn.execute(text("SELECT 1"))
+                self._leader_conn.commit()  # notifications arrive only outside a transaction
                 return True
             conn = self.runtime.engine.connect()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
             conn.commit()
             if got:
+                wake.listen(conn)
                 self._leader_conn = conn
                 log.info("this scheduler leads")
                 return True
@@ -190,7 +197,23 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler tick failed")
             if not busy:
-                self._stop.wait(tick)
+                self._idle(tick)
+
+    def _idle(self, tick: float) -> None:
+        """Wait for the next tick, or less when the leader hears that new events were committed."""
+        if self._leader_conn is None:
+            self._stop.wait(tick)
+            return
+        deadline = time.monotonic() + tick
+        try:
+            driver = self._leader_conn.connection.driver_connection
+            # in slices of at most a second, so that stop() is not kept waiting a long tick
+            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if wake.wait(driver, min(left, 1.0)):
+                    return
+        except Exception:  # the connection broke: is_leader() finds out and reconnects
+            log.warning("scheduler could not wait for notifications", exc_info=True)
+            self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def start(self) -> "Scheduler":
         self.jobs_inline = False

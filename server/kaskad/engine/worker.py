@@ -27,7 +27,13 @@ def run_worker(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cmd = [sys.executable, "-m", "dramatiq", "kaskad.engine.entry", "--queues", "steps",
            "--processes", str(args.processes or os.cpu_count() or 1), "--threads", str(args.threads or 4)]
-    proc = subprocess.Popen(cmd)
+    # Dramatiq's Redis consumer polls an empty queue with a backoff that grows to
+    # this many milliseconds (1,000 by default): up to a second between the
+    # scheduler's enqueue and a worker noticing. A tenth of a second costs each
+    # idle process ten Redis round trips a second; the embedded worker uses the same.
+    env = {**os.environ}
+    env.setdefault("dramatiq_worker_timeout", "100")
+    proc = subprocess.Popen(cmd, env=env)
     scheduler = None
     if not getattr(args, "no_scheduler", False):
         from kaskad.engine import broker

@@ -10,6 +10,7 @@ from msgspec import Meta
 from sqlalchemy.orm import Session
 
 from kaskad import clock
+from kaskad.engine.wake import notify_new_events
 from kaskad.ingest.batch import ItemError
 from kaskad.ingest.contacts import ExternalId, ensure_contacts
 from kaskad.store.dialect import driver_cursor, insert_for
@@ -72,7 +73,10 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> int:
             seen.add(key)
         unique.append(r)
     if session.get_bind().dialect.name == "postgresql":
-        return _insert_events_pg(session, unique)
+        stored = _insert_events_pg(session, unique)
+        if stored:
+            notify_new_events(session)
+        return stored
     stmt = insert_for(session, Event).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Event.id)
     return len(session.scalars(stmt, unique).all())
 

@@ -47,15 +47,23 @@ WORK_MEM = "64MB"
 
 
 def _compiled(session: Session, key: str, now: datetime | None, among=None):
-    if among is None and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))  # this transaction only
     defs = Definitions(session)
     try:
         segment = defs.get(key)
     except KeyError:
         raise KeyError(f"no segment {key!r}") from None
-    return compile_segment(segment, now=now or clock.now(), resolve=defs.get, dialect=session.get_bind().dialect.name,
-                           among=among)
+    compiled = compile_segment(segment, now=now or clock.now(), resolve=defs.get,
+                               dialect=session.get_bind().dialect.name, among=among)
+    if among is None and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))  # this transaction only
+        if compiled.grouped:
+            # A parallel plan scans contacts in parallel but has every worker build the
+            # whole per-contact GROUP BY again as its side of the hash join (measured
+            # at 1M contacts / 10M orders: 1.9 s of CPU against 1.0 s serial, and no
+            # faster on two cores). Lifetime conditions read stored summaries and keep
+            # their parallel plans.
+            session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    return compiled
 
 
 def count(session: Session, segment_key: str, *, now=None) -> int:
