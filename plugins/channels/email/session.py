@@ -225,7 +225,7 @@ class SmtpSession(asyncio.Protocol):
         if self._sent_ahead is None:
             return
         self._sent_ahead = None
-        mail, rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
+        _mail, _rcpt, data_start = await self._reply(), await self._reply(), await self._reply()
         if data_start.code == 354:
             # The server waits for content, and "." alone would deliver an empty message to an
             # accepted recipient: SMTP has no way to abort DATA but dropping the connection.
