@@ -150,7 +150,8 @@ def test_build_the_winback_journey_from_an_empty_canvas(page, editor_server):
     page.reload()
     page.wait_for_selector('.react-flow__node[data-id="gift_sms"]')
     assert sorted(page.locator(".react-flow__node").evaluate_all("ns => ns.map(n => n.dataset.id)")) == sorted(stored["layout"])
-    assert page.locator(".react-flow__edge").count() == 8
+    # edges are drawn once React Flow has measured the nodes' handles, a moment after the nodes
+    page.wait_for_function("document.querySelectorAll('.react-flow__edge').length === 8")
     page.click('.react-flow__node[data-id="mail"]')
     assert field(page, "message.subject").input_value() == "15% back on your next visit"
 
