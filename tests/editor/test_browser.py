@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,18 +21,53 @@ def drop(page, kind: str, x: int, y: int) -> None:
 
 
 def connect(page, source: str, port: str, target: str) -> None:
-    """Drag from a node's output port to another node's input handle; returns once the edge is drawn."""
+    """Drag from a node's output port to another node's input handle; returns once the edge is drawn.
+
+    If the gesture draws no edge, what was under the mouse at both ends is gathered, the gesture is
+    made once more, and a second miss fails with both accounts (a CI log is all there is to go by).
+    """
+    misses = []
+    for _attempt in range(2):
+        # The problems bar has a fixed height, but measure only once nothing is waiting to be saved.
+        wait_saved(page)
+        points = _drag_between_handles(page, source, port, target)
+        try:
+            page.wait_for_selector(f'.react-flow__edge[data-id="{source}:{port}"]', state="attached", timeout=8_000)
+            break
+        except Exception:  # noqa: BLE001 - a playwright TimeoutError; described below
+            misses.append(_describe_miss(page, points))
+    else:
+        pytest.fail(f"connecting {source}:{port} -> {target} drew no edge twice: {misses}")
+    if misses:
+        warnings.warn(f"connecting {source}:{port} -> {target} needed a second gesture: {misses[0]}", stacklevel=2)
+
+
+def _drag_between_handles(page, source: str, port: str, target: str) -> list[tuple[float, float]]:
     src = page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle[data-handleid="{port}"]')
     dst = page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle[data-handleid="in"]')
-    # The problems bar above the canvas grows and shrinks as the server's answers come in, moving the
-    # canvas: the handles are measured only once nothing is waiting to be saved.
-    wait_saved(page)
     a, b = src.bounding_box(), dst.bounding_box()
-    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    start = (a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    end = (b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    page.mouse.move(*start)
     page.mouse.down()
-    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=8)
+    page.mouse.move(*end, steps=8)
     page.mouse.up()
-    page.wait_for_selector(f'.react-flow__edge[data-id="{source}:{port}"]', state="attached")
+    return [start, end]
+
+
+def _describe_miss(page, points) -> dict:
+    return page.evaluate(
+        """(points) => ({
+          under: points.map(([x, y]) => { const e = document.elementFromPoint(x, y);
+            return e ? `${e.tagName}.${e.className}`.slice(0, 120) + ` node=${e.closest('.react-flow__node')?.dataset.id}` : null; }),
+          points,
+          canvas: document.querySelector('[data-testid=canvas]').getBoundingClientRect().toJSON(),
+          viewport: document.querySelector('.react-flow__viewport')?.style.transform,
+          edges: [...document.querySelectorAll('.react-flow__edge')].map((e) => e.dataset.id),
+          status: document.querySelector('[data-testid=save-status]').textContent,
+        })""",
+        points,
+    )
 
 
 def field(page, path: str):
@@ -75,45 +111,47 @@ def test_build_the_winback_journey_from_an_empty_canvas(page, editor_server):
     field(page, "goal.event").fill("order_placed")
     field(page, "goal.within").fill("P14D")
 
-    # The nodes, dragged from the palette, each filled in through its schema form.
-    add_node(page, "award", "offer", 380, 60)
+    # The nodes, dragged from the palette, each filled in through its schema form. They are kept clear
+    # of the canvas edges (a connection dragged within 40 px of one pans the canvas under the mouse)
+    # and of the minimap in the bottom-right corner.
+    add_node(page, "award", "offer", 330, 50)
     field(page, "mechanic").select_option("cashback")
     field(page, "config.percent").fill("15")
     field(page, "config.valid_for").fill("P14D")
 
-    add_node(page, "send", "mail", 380, 170)
+    add_node(page, "send", "mail", 330, 145)
     field(page, "channel").select_option("email")
     field(page, "message.subject").fill("15% back on your next visit")
     field(page, "message.html").fill("<p>We saved your table. Visit us in the next 14 days and get 15% back.</p>")
 
-    add_node(page, "wait", "wait", 380, 280)
+    add_node(page, "wait", "wait", 330, 240)
     field(page, "for").fill("P7D")
 
-    add_node(page, "branch", "came", 380, 390)
+    add_node(page, "branch", "came", 330, 335)
     page.click('.side [data-path="cases"][data-action="add"]')
     field(page, "cases[0].when").select_option(label="event")
     field(page, "cases[0].when.event").fill("order_placed")
     field(page, "cases[0].when.since").select_option("entry")
     field(page, "cases[0].name").fill("came back")
 
-    add_node(page, "send", "review", 200, 520)
+    add_node(page, "send", "review", 150, 445)
     field(page, "channel").select_option("whatsapp")
     field(page, "message.template").fill("ask_review")
     field(page, "message.language").fill("en")
     page.click('.side [data-path="message.parameters"][data-action="add"]')
     field(page, "message.parameters[0]").fill("{{ contact.attributes.first_name | default('there') }}")
 
-    add_node(page, "award", "gift", 560, 520)
+    add_node(page, "award", "gift", 510, 445)
     field(page, "mechanic").select_option("promo_code")
     field(page, "config.percent").fill("100")
     field(page, "config.valid_for").fill("P14D")
     field(page, "config.pattern").fill("GIFT-####")
 
-    add_node(page, "send", "gift_sms", 560, 640)
+    add_node(page, "send", "gift_sms", 510, 550)
     field(page, "channel").select_option("sms")
     field(page, "message.text").fill("A free dessert is waiting for you: show code {{ award.code }} within 14 days.")
 
-    add_node(page, "exit", "end", 380, 760)
+    add_node(page, "exit", "end", 330, 650)
 
     # Connect the ports; gift_sms is left loose for now.
     for source, port, target in [("offer", "next", "mail"), ("mail", "next", "wait"), ("wait", "next", "came"),
