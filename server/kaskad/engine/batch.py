@@ -206,7 +206,7 @@ def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
     if session.get_bind().dialect.name == "postgresql":
         q = q.order_by(t.id).with_for_update()
     return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, dict(context or {}))
-            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in session.execute(q).tuples()]
+            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in session.execute(q)]
 
 
 def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:

@@ -43,6 +43,11 @@ log = logging.getLogger("kaskad.scheduler")
 LEADER_LOCK = 0x4B534B_5343  # "KSK" "SC"
 
 Enqueue = Callable[[list[int], int], None]
+# Statuses as literals, not parameters: ix_runs_due holds live runs only (LIVE_RUN), and the
+# planner can use a partial index only when it can prove the query's statuses imply its
+# predicate, which a prepared statement's generic plan cannot do with parameters.
+DUE = text("journey_runs.status IN ('active', 'waiting')")
+CLAIMED = text("journey_runs.status = 'claimed'")
 
 
 def claim_due(runtime: Any, limit: int = 20_000) -> tuple[int, dict[tuple[int, str], list[int]]]:
@@ -51,7 +56,7 @@ def claim_due(runtime: Any, limit: int = 20_000) -> tuple[int, dict[tuple[int, s
     token = new_token()
     t = JourneyRun.__table__
     with transaction(runtime.sessions) as session:
-        due = select(t.c.id).where(t.c.status.in_(("active", "waiting")), t.c.wake_at <= now).limit(limit)
+        due = select(t.c.id).where(DUE, t.c.wake_at <= now).limit(limit)
         if runtime.is_postgres:
             due = due.with_for_update(skip_locked=True)
         rows = session.execute(
@@ -67,7 +72,7 @@ def claim_due(runtime: Any, limit: int = 20_000) -> tuple[int, dict[tuple[int, s
 
 def in_flight(runtime: Any) -> int:
     with runtime.sessions() as session:
-        return session.scalar(select(func.count()).select_from(JourneyRun).where(JourneyRun.status == "claimed")) or 0
+        return session.scalar(select(func.count()).select_from(JourneyRun).where(CLAIMED)) or 0
 
 
 def release(runtime: Any, ids: list[int], token: int) -> None:
@@ -84,7 +89,7 @@ def sweep(runtime: Any) -> int:
     t = JourneyRun.__table__
     with transaction(runtime.sessions) as session:
         res = session.execute(
-            update(t).where(t.c.status == "claimed", t.c.claimed_at < now - timedelta(seconds=runtime.settings.engine_lease))
+            update(t).where(CLAIMED, t.c.claimed_at < now - timedelta(seconds=runtime.settings.engine_lease))
             .values(status="active", claim=None, wake_at=now)
         )
         return res.rowcount or 0
