@@ -23,10 +23,12 @@ class TemplateError(ValueError):
 
 @lru_cache(maxsize=4096)
 def _compile(source: str, html: bool):
+    """The compiled template, with its globals as a plain dict (see :func:`render`)."""
     try:
-        return (_html_env if html else _text_env).from_string(source)
+        template = (_html_env if html else _text_env).from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
+    return template, dict(template.globals)
 
 
 def check(source: str, html: bool = False) -> None:
@@ -38,8 +40,13 @@ def render(source: str, context: dict[str, Any], html: bool = False) -> str:
     """Render one template string; ``html=True`` autoescapes variables."""
     if "{" not in source:
         return source
+    template, globals_ = _compile(source, html)
+    env = template.environment
     try:
-        return _compile(source, html).render(context)
+        # Template.render(), without turning the template's globals (a ChainMap over the
+        # environment's) into a dict twice per call: a tenth of a worker's time went there.
+        ctx = env.context_class(env, {**globals_, **context}, template.name, template.blocks, globals=globals_)
+        return env.concat(template.root_render_func(ctx))
     except TemplateError:
         raise
     except Exception as exc:  # SecurityError, TypeError in a filter…: the marketer must see it
