@@ -61,16 +61,14 @@ def seed(pg: PostgresServer, db: str, n: int) -> str:
     return url
 
 
-def rss_kb(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 def descendants(pid: int) -> list[int]:
@@ -104,12 +102,25 @@ def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[st
                              "--threads", str(args.threads)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "wb"))
     peak = 0
+    # Peak RSS per role: the `kaskad worker` parent (scheduler and periodic jobs), dramatiq's
+    # supervisor, and the largest of its worker processes.
+    roles = {"scheduler": 0, "supervisor": 0, "worker": 0}
     try:
         while True:
             time.sleep(0.5)
-            pids = descendants(proc.pid)
-            kb = rss_kb([proc.pid, *pids])
-            peak = max(peak, kb)
+            kids = descendants(proc.pid)
+            now = {"scheduler": rss_kb(proc.pid), "supervisor": 0, "worker": 0}
+            direct = set(int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                                        capture_output=True, text=True).stdout.split())
+            for pid in kids:
+                kb = rss_kb(pid)
+                if pid in direct:
+                    now["supervisor"] += kb
+                else:
+                    now["worker"] = max(now["worker"], kb)
+            for k, v in now.items():
+                roles[k] = max(roles[k], v)
+            peak = max(peak, now["scheduler"] + now["supervisor"] + sum(rss_kb(p) for p in kids if p not in direct))
             with runtime.sessions() as s:  # anything left? (cheap: the first row of an index)
                 left = s.scalar(select(JourneyRun.id).where(
                     JourneyRun.status.in_(("active", "waiting", "claimed"))).limit(1))
@@ -129,7 +140,14 @@ def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[st
         steps = s.scalar(select(func.sum(NodeCount.n)).where(~NodeCount.port.startswith("@")))
     runtime.close()
     return {"n": n, "enroll_s": enroll_s, "elapsed": elapsed, "steps": steps, "peak_rss_mb": peak / 1024,
+            "roles_mb": {k: v / 1024 for k, v in roles.items()},
             "cpu": cpu}
+
+
+def roles_line(r: dict) -> str:
+    m = r["roles_mb"]
+    return (f"  peak RSS by process: scheduler {m['scheduler']:.0f} MB, dramatiq supervisor {m['supervisor']:.0f} MB, "
+            f"largest worker process {m['worker']:.0f} MB")
 
 
 def cpu_line(r: dict) -> str:
@@ -170,6 +188,7 @@ def main() -> None:
               f"{r['steps']:,} node-steps in {r['elapsed']:.1f}s = {r['steps'] / r['elapsed']:,.0f} node-steps/s; "
               f"last run finished after {r['elapsed']:.1f}s; peak worker RSS {r['peak_rss_mb']:.0f} MB "
               f"({args.processes} processes × {args.threads} threads + scheduler)")
+        print(roles_line(r))
         print(cpu_line(r))
         if args.statements:
             print_statements(pg, "bench_batched")

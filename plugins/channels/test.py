@@ -1,9 +1,10 @@
 """The ``test`` channel: delivers nowhere, records everything.
 
 It is a real channel plugin (registered through the entry point like any
-other) for tests, demos and plugin authors. Every message sent is kept in
-:data:`SENT` and, when ``KASKAD_TEST_CHANNEL_LOG`` names a directory, written
-there as one JSON file per message (safe across worker processes).
+other) for tests, demos and plugin authors. The latest 10,000 messages sent
+are kept in :data:`SENT` and, when ``KASKAD_TEST_CHANNEL_LOG`` names a
+directory, every one is written there as one JSON file per message (safe across
+worker processes).
 
 It behaves like a provider that deduplicates on the message key, as providers
 with idempotency keys do: a key it has accepted before is acknowledged again
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import deque
 from typing import Annotated
 
 import msgspec
@@ -38,8 +40,11 @@ class TestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_path: Annotated[str, Meta(description="Directory to record sent messages in, one JSON file each")] | None = None
 
 
-#: Messages sent in this process, in order.
-SENT: list[OutboundMessage] = []
+#: The latest messages sent in this process, in order. Bounded, so that a worker process
+#: that sends millions (the engine benchmark) does not grow by every one of them; the log
+#: directory keeps them all.
+SENT_KEPT = 10_000
+SENT: deque[OutboundMessage] = deque(maxlen=SENT_KEPT)
 
 
 class TestChannel(Channel):

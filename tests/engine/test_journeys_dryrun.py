@@ -51,7 +51,7 @@ def test_dry_run_walks_the_published_flow_and_writes_nothing(runtime, api):
     assert (sent["node"], sent["channel"], sent["address"]) == ("mail", "test", "ann")
     assert sent["content"]["text"].startswith("ann: MELT-") and sent["content"]["text"].endswith(" 30%")
     assert _counts(runtime) == before
-    assert SENT == []
+    assert list(SENT) == []
 
 
 def test_dry_run_of_an_unsaved_document(runtime, api):
