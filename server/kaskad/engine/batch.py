@@ -244,15 +244,19 @@ def continue_later(runtime: Any, run_ids: list[int], token: int) -> None:
 
 def advance(runtime: Any, run_ids: list[int], token: int) -> int:
     """Advance the claimed runs ``run_ids`` (claim ``token``). Returns node steps taken."""
-    from kaskad.engine.send import deliver
+    from kaskad.engine.send import deliver, record_results
 
     delivered: set[int] = set()
     contacts: dict[int, dict] = {}
     steps = 0
     ids = list(run_ids)
+    results: list[dict] = []  # what providers answered, written with the next step's runs
     while ids:
         hold = new_token()
         with transaction(runtime.sessions) as session:
+            if results:
+                record_results(session, results)
+                results = []
             runs = _lock_runs(session, ids, token)
             if not runs:
                 return steps
@@ -270,7 +274,12 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             continue_later(runtime, more, hold)
         ids = [r.id for r in runs if r.blocked]
         if ctx.deliver:
-            deliver(runtime, ctx.deliver, ctx.built)
+            # One transaction fewer per batch: the results are recorded by the next
+            # transaction, which reads them back at once to move the held runs on.
+            results = deliver(runtime, ctx.deliver, ctx.built, record=False)
             delivered.update(ctx.deliver)
         token = hold
+    if results:  # a held run always comes back above; this is only a safety net
+        with transaction(runtime.sessions) as session:
+            record_results(session, results)
     return steps

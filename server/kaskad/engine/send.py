@@ -237,10 +237,14 @@ async def _send(runtime, channel, messages: list[OutboundMessage]) -> list[SendR
     return await channel.send_batch(messages)
 
 
-def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessage] | None = None) -> None:
+def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessage] | None = None,
+            record: bool = True) -> list[dict]:
     """Hand pending outbox rows to their channels: mark ``sending``, call, record the result.
 
     ``built`` are messages just written to these rows, by key; the others are read from their rows.
+    With ``record=False`` the results are returned instead of written, for the caller to write
+    with :func:`record_results` at the start of its next transaction (the engine's, which moves
+    the runs on): until then the rows stay ``sending``, as after a crash during the call.
     """
     # One statement claims the rows: only those still pending (a duplicate batch
     # message, or a concurrent retry, finds nothing left to send).
@@ -256,7 +260,7 @@ def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessag
         payloads = dict(session.execute(select(t.c.id, t.c.payload).where(among(session, t.c.id, unbuilt))).all()
                         ) if unbuilt else {}
     if not rows:
-        return
+        return []
     by_channel: dict[str, list] = {}
     for r in rows:
         by_channel.setdefault(r.channel, []).append(r)
@@ -287,8 +291,15 @@ def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessag
                 err = res.error if res.status == "failed" else f"{res.error} (gave up after {attempts} attempts)"
                 updates.append({"id": r.id, "status": "failed", "error": err, "provider_message_id": None,
                                 "cost": None, "sent_at": None})
-    with transaction(runtime.sessions) as session:
-        bulk_update(session, OutboxMessage.__table__, updates)
+    if record:
+        with transaction(runtime.sessions) as session:
+            record_results(session, updates)
+    return updates
+
+
+def record_results(session, updates: list[dict]) -> None:
+    """Write what :func:`deliver` returned (``record=False``) into the outbox rows."""
+    bulk_update(session, OutboxMessage.__table__, updates)
 
 
 def _cost(channel, message: OutboundMessage) -> Decimal:
@@ -299,4 +310,4 @@ def _cost(channel, message: OutboundMessage) -> Decimal:
         return Decimal(0)
 
 
-__all__ = ["handle_send", "deliver", "outbox_key", "run_async"]
+__all__ = ["handle_send", "deliver", "record_results", "outbox_key", "run_async"]
