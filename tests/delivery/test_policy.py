@@ -154,6 +154,11 @@ def test_no_send_ever_breaks_consent_a_cap_or_quiet_hours(sqlite_runtime, contac
         session.flush()
         decisions = filter_sends(session, runtime, channel="email", topic=topic, contact_ids=ids, now=now,
                                  on_cap=on_cap, settings=s)
+        # The engine passes the contacts it has read already: the same decisions.
+        known = {cid: {"email": "p@example.com" if c["has_email"] else None, "phone": None, "timezone": c["tz"],
+                       "erased": False} for cid, c in zip(ids, contacts)}
+        assert filter_sends(session, runtime, channel="email", topic=topic, contact_ids=ids, now=now,
+                            on_cap=on_cap, settings=s, contacts=known) == decisions
         session.rollback()
     for cid, c in zip(ids, contacts):
         d, why = decisions[cid], oracle_blocked(c, s, topic, now)

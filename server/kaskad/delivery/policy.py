@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, time, timedelta
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -133,8 +134,13 @@ def filter_sends(
     now: datetime,
     on_cap: str = "skip",
     settings: DeliverySettings | None = None,
+    contacts: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[int, Decision]:
-    """Decide, for every contact in the batch, whether a message on ``channel``/``topic`` may go now."""
+    """Decide, for every contact in the batch, whether a message on ``channel``/``topic`` may go now.
+
+    ``contacts`` are the batch's contacts as the caller read them in this transaction (id →
+    ``email``, ``phone``, ``timezone``, ``erased``): given for every id, they are not read again.
+    """
     if settings is None:
         settings = runtime.extras.get("delivery_settings") if runtime is not None else None
         if settings is None:
@@ -149,9 +155,10 @@ def filter_sends(
         return {}
     # Core statements with one array parameter: this runs for every send batch.
     c, k = Contact.__table__.c, Consent.__table__.c
-    contacts = {r.id: r for r in session.execute(
-        select(c.id, c.email, c.phone, c.timezone, c.external_id, c.erased_at).where(among(session, c.id, ids))
-    )}
+    if contacts is None or any(i not in contacts for i in ids):
+        contacts = {r.id: {"email": r.email, "phone": r.phone, "timezone": r.timezone, "erased": r.erased_at is not None}
+                    for r in session.execute(
+                        select(c.id, c.email, c.phone, c.timezone, c.erased_at).where(among(session, c.id, ids)))}
     consents: dict[int, dict[str, str]] = {}
     if requires_consent:
         for cid, t, status in session.execute(
@@ -166,10 +173,10 @@ def filter_sends(
     out: dict[int, Decision] = {}
     for cid in ids:
         c = contacts.get(cid)
-        if c is None or c.erased_at is not None:
+        if c is None or c["erased"]:
             out[cid] = Decision(action="skip", reason="contact erased or unknown")
             continue
-        if address_field in ("email", "phone") and not getattr(c, address_field):
+        if address_field in ("email", "phone") and not c[address_field]:
             out[cid] = Decision(action="skip", reason=f"no {address_field}")
             continue
         if requires_consent and consent_state(consents.get(cid, {}), topic, default) != "granted":
@@ -183,7 +190,7 @@ def filter_sends(
                 action="skip", reason=reason)
             continue
         if quiet is not None:
-            until = quiet_until(now, _zone(c.timezone, settings.default_timezone), quiet)
+            until = quiet_until(now, _zone(c["timezone"], settings.default_timezone), quiet)
             if until is not None:
                 out[cid] = Decision(action="delay", reason="quiet hours", until=until)
                 continue
