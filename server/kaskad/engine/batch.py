@@ -74,6 +74,9 @@ class BatchContext:
     runtime: Any
     now: datetime
     contacts: dict[int, dict]
+    #: The contacts of ``contacts`` read in this transaction (the others in an earlier one of
+    #: the same advance call): the send policy trusts only these instead of reading them again.
+    fresh: set[int] = field(default_factory=set)
     dry_run: bool = False
     steps: list[dict] = field(default_factory=list)
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
@@ -266,7 +269,7 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
             if missing:
                 contacts.update(load_contacts(session, missing))
             ctx = BatchContext(session=session, runtime=runtime, now=clock.now(), contacts=contacts,
-                               delivered=delivered)
+                               fresh=missing, delivered=delivered)
             walk(ctx, runs)
             more = save(ctx, runs, hold)
             steps += sum(1 for s in ctx.steps if s["outcome"] == "passed")

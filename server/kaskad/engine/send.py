@@ -148,9 +148,10 @@ def _set_status(ctx: BatchContext, outbox_id: int, status: str, error: str | Non
 
 
 def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs: list[Run]) -> None:
+    known = {r.contact_id: ctx.contacts[r.contact_id] for r in runs if r.contact_id in ctx.fresh}
     decisions = filter_sends(ctx.session, ctx.runtime, channel=channel.name, topic=node.topic,
                              contact_ids=[r.contact_id for r in runs], now=ctx.now, on_cap=node.on_cap,
-                             contacts=ctx.contacts)
+                             contacts=known)
     rows, by_key = [], {}
     for run in runs:
         d = decisions[run.contact_id]
