@@ -8,7 +8,7 @@
   lookup and a row lock on journey_runs per step and per message.
 - ``ix_run_steps_flow_version_id`` and ``ix_outbox_status`` are dropped: no query reads them.
 
-Revision ID: 0014_engine_write_path
+Revision ID: 0015_engine_write_path
 Revises: 0010_engine
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_engine_write_path"
+revision = "0015_engine_write_path"
 down_revision = "0010_engine"
 branch_labels = None
 depends_on = None
