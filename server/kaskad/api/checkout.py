@@ -22,16 +22,20 @@ from kaskad.api.auth import INTEGRATOR
 from kaskad.loyalty import checkout
 from kaskad.loyalty.ledger import LoyaltyError
 from kaskad.runtime import Runtime
-from kaskad.store.engine import reads, transaction
+from kaskad.store.engine import core_reads, core_transaction, reads, transaction
 
 
-def run(runtime: Runtime, fn, *args, read_only: bool = False) -> dict[str, Any]:
+def run(runtime: Runtime, fn, *args, read_only: bool = False, core: bool = False) -> dict[str, Any]:
     """One transaction (``read_only``: statements each on their own); a loyalty refusal
     becomes an HTTP error naming the reason. A deadlock or serialization failure is
-    retried (the work is idempotent)."""
+    retried (the work is idempotent). ``core``: ``fn`` gets a Core connection, not a Session."""
+    if core:
+        db = functools.partial(core_reads if read_only else core_transaction, runtime.engine)
+    else:
+        db = functools.partial(reads if read_only else transaction, runtime.sessions)
     for attempt in range(5):
         try:
-            with (reads if read_only else transaction)(runtime.sessions) as session:
+            with db() as session:
                 return fn(session, *args)
         except LoyaltyError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc), extra={"code": exc.code}) from exc
@@ -47,13 +51,13 @@ _post = functools.partial(post, guards=[INTEGRATOR], status_code=200, sync_to_th
 @_post("/checkout/quote")
 def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
     """What this cart would get: discounts, points spent and earned, gift cards, and what did not apply."""
-    return run(runtime, checkout.quote, data, read_only=True)  # a dry run: nothing to commit
+    return run(runtime, checkout.quote, data, read_only=True, core=True)  # a dry run: nothing to commit
 
 
 @_post("/checkout/redeem")
 def redeem(runtime: Runtime, data: checkout.Redeem) -> dict[str, Any]:
     """Reserve the quote's discounts, points and gift-card money under ``idempotency_key``."""
-    return run(runtime, checkout.redeem, data)
+    return run(runtime, checkout.redeem, data, core=True)
 
 
 @_post("/checkout/confirm")

@@ -88,8 +88,9 @@ def _upserts(dialect: str) -> dict[str, Any]:
     }
 
 
-def _conn(session) -> Connection:
-    return session.connection()
+def _conn(db) -> Connection:
+    """``db`` is a Core connection (the checkout's hot paths) or a Session."""
+    return db if isinstance(db, Connection) else db.connection()
 
 
 def _pg(conn: Connection):
