@@ -128,10 +128,10 @@ def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.Progra
 
 
 def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-            offers: bool = True, read_lots: bool = False) -> tuple[dict, dict]:
+            offers: bool = True, lots_read: list | None = None) -> tuple[dict, dict]:
     """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``).
-    ``offers`` false: the contact is known to have no cashback offers. ``read_lots``: read the
-    live lots to spend from even without ``lock`` (the optimistic redeem checks them as it writes)."""
+    ``offers`` false: the contact is known to have no cashback offers. ``lots_read``: the live
+    lots to spend from, read already without ``lock`` (the optimistic redeem checks them as it writes)."""
     for i, item in enumerate(cart.items):
         if item.price < 0 or item.quantity <= 0:
             raise LoyaltyError("invalid_cart", f"items[{i}]: price must not be negative and quantity must be positive", 422)
@@ -202,8 +202,8 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
             rejected.append({"points": num(cart.points), "reason": "no customer on the order: no points to spend"})
             spend = ZERO
         else:
-            if lock or read_lots:  # redeem spends from these lots; the account lock keeps them as read
-                lots = store.live_lots(session, contact_id, at)
+            if lock or lots_read is not None:  # redeem spends from these lots; the account lock keeps them as read
+                lots = lots_read if lots_read is not None else store.live_lots(session, contact_id, at)
                 balance = sum((lot.remaining for lot in lots), ZERO)
             else:
                 balance = store.balance(session, contact_id, at)
@@ -278,16 +278,16 @@ def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
     if req.contact is None:
         contact_id, first, offers = None, store.stored_result(session, key), False
     elif optimistic:
-        found = store.read_contact(session, req.contact, key)
+        found = store.read_contact(session, req.contact, key, now if req.points > 0 else None)
         if found is None:  # no such contact (the locked redeem says so) or no account yet
             return None
-        contact_id, first, offers = found
+        contact_id, first, offers, lots = found
     else:
         contact_id, first, offers = store.lock_contact(session, req.contact, key)
     if first is not None:
         return first
     q, plan = compute(session, req, contact_id, now, lock=not optimistic, offers=offers,
-                      read_lots=optimistic)
+                      lots_read=lots if optimistic and contact_id is not None else None)
     if optimistic and (q["rejected"] or any(
             c.per_customer_limit is not None for c in [*plan["codes"], *plan["gift_cards"], plan["referral"]] if c)):
         return None  # the locked redeem refuses for sure, or counts the customer's uses under its lock

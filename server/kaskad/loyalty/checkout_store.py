@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from psycopg.rows import namedtuple_row
@@ -118,16 +118,30 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None,
     return cid, stored_result(session, key), offers
 
 
-def read_contact(session, external_id: str, key: str) -> tuple[int, dict | None, bool] | None:
-    """What :func:`lock_contact` returns, without the lock; None when the customer or its
-    account does not exist (the optimistic redeem leaves both cases to the locked one)."""
+def read_contact(session, external_id: str, key: str, now: datetime | None = None
+                 ) -> tuple[int, dict | None, bool, list[Lot] | None] | None:
+    """What :func:`lock_contact` returns, without the lock, and with ``now`` the live lots at
+    ``now`` as :func:`live_lots` reads them (in the same statement on PostgreSQL); None when
+    the customer or its account does not exist (the optimistic redeem leaves both to the locked one)."""
     conn = _conn(session)
     pg = _pg(conn)
-    if pg is not None:
-        row = pg.execute(_PG["read_contact"], (key, external_id)).fetchone()
-    else:
+    if pg is None:
         row = conn.execute(_READ_CONTACT, {"ext": external_id, "key": key}).first()
-    return (row[0], row[1], row[2]) if row is not None else None
+        if row is None:
+            return None
+        return row[0], row[1], row[2], live_lots(session, row[0], now) if now is not None else None
+    if now is None:
+        row = pg.execute(_PG["read_contact"], (key, external_id)).fetchone()
+        return (row[0], row[1], row[2], None) if row is not None else None
+    row = pg.execute(_PG["read_contact_lots"], (key, now, now, external_id)).fetchone()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], [Lot(i, r) for i, r in zip(row[3] or [], row[4] or [])]
+
+
+class Lot(NamedTuple):
+    id: int
+    remaining: Decimal
 
 
 def contact(session, external_id: str) -> tuple[int | None, bool]:
@@ -273,6 +287,14 @@ _PG = {
                     "FOR UPDATE OF a",
     "read_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
                     "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s",
+    # the live lots as two arrays in the order live_lots reads them
+    "read_contact_lots": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), "
+                         f"{_PG_OFFERS}, lots.ids, lots.remaining "
+                         "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id LEFT JOIN LATERAL ("
+                         "SELECT array_agg(id ORDER BY expires_at ASC NULLS LAST, id) AS ids, "
+                         "array_agg(remaining ORDER BY expires_at ASC NULLS LAST, id) AS remaining "
+                         f"FROM loyalty_lots WHERE {_LIVE_SQL.replace('CAST(%s AS bigint)', 'a.contact_id')}) AS lots ON true "
+                         "WHERE c.external_id = %s",
     "contact": f"SELECT c.id, {_PG_OFFERS} FROM contacts c WHERE c.external_id = %s",
     "result": "SELECT result FROM loyalty_operations WHERE key = %s",
     "codes": f"SELECT {_CODE_COLUMNS} FROM loyalty_codes "
