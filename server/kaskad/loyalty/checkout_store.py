@@ -1,14 +1,16 @@
 """The statements behind a till's quote and redeem, as few as the checks allow.
 
-Every sale calls these. On PostgreSQL they are SQL text run on the session's own psycopg
-connection (same transaction), prepared on the server after a few calls: SQLAlchemy's
+Every sale calls these. On PostgreSQL they are SQL text run on the connection's own psycopg
+connection (same transaction, if any), prepared on the server after a few calls: SQLAlchemy's
 execution layer costs several times the driver's own work per statement, and a till's
 redeem is nothing but a handful of small statements. Elsewhere (SQLite, the embedded
 default) they are Core statements built once. Rows come back as plain rows with the
 columns as attributes, which is all :mod:`kaskad.loyalty.codes` and the checkout need.
 
 Locks are those the ledger documents: the customer's account row first, then the
-rows of codes that have a use limit or a balance, in id order.
+rows of codes that have a use limit or a balance, in id order. The optimistic redeem's
+checked write (:func:`write_redeem` with ``remaining``) takes the account row first too,
+then the lots it spends from and those codes, each in id order.
 """
 
 from __future__ import annotations
