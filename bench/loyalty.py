@@ -5,7 +5,7 @@ seeds contacts with points and personal promo codes, then drives quote and redee
 (3–8 item carts, points, codes) from concurrent clients and prints calls per second.
 
     .venv/bin/python bench/loyalty.py [--contacts 2000] [--clients 16] [--seconds 15] [--servers 1] [--workers 2]
-                                      [--no-durable]
+                                      [--no-durable] [--statements]
 
 PostgreSQL runs durable as in production (fsync, synchronous_commit and full_page_writes
 on: a redeem's commit waits for its WAL on disk); ``--no-durable`` runs it as the tests do.
@@ -71,6 +71,12 @@ def seed(url: str, contacts: int) -> None:
              "created_at": now, "details": {}} for i, c in enumerate(cids)])
         s.execute(insert(LoyaltyCode).values(code="EVERYONE5", kind="promo", percent=Decimal(5), valid_from=now,
                                              created_at=now, details={}))
+    # Planner statistics, as a production database has them: without them (autovacuum has not
+    # come round yet after a bulk load) PostgreSQL guesses and scans all codes on every redeem.
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
     engine.dispose()
 
 
@@ -142,6 +148,24 @@ def drive(ports: list[int], reqs: list[list[bytes]], seconds: float) -> tuple[in
     return tally["ok"], tally["bad"], sorted(tally["lat"])
 
 
+def statements(pg: PostgresServer, what: str, calls: int = 1) -> None:
+    """Reset pg_stat_statements, or print the statements since by time, per measured call."""
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user={pg.user} dbname=bench", autocommit=True) as conn:
+        if what == "reset":
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+            return
+        rows = conn.execute(
+            "SELECT calls, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') "
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench') "
+            "ORDER BY total_exec_time + total_plan_time DESC LIMIT 15").fetchall()
+    print(f"{'':18s} statements per call, µs exec + plan per call: calls/call, exec, plan, statement")
+    for n, exec_ms, plan_ms, query in rows:
+        print(f"{'':18s} {n / calls:5.2f} {exec_ms * 1000 / calls:7.0f} {plan_ms * 1000 / calls:6.0f}  {query[:120]}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--contacts", type=int, default=2000)
@@ -151,8 +175,11 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="worker processes of each kaskad serve (--workers)")
     p.add_argument("--no-durable", dest="durable", action="store_false",
                    help="PostgreSQL without fsync and synchronous_commit, as the tests run it (not production)")
+    p.add_argument("--statements", action="store_true",
+                   help="print the PostgreSQL statements of each measured run by time (pg_stat_statements)")
     args = p.parse_args()
-    pg = PostgresServer().start(durable=args.durable)
+    pg = PostgresServer().start(durable=args.durable, settings={"shared_preload_libraries": "pg_stat_statements"}
+                                if args.statements else None)
     servers: list[subprocess.Popen] = []
     try:
         url = pg.create_database("bench")
@@ -178,6 +205,8 @@ def main() -> int:
                     for n in range(args.clients)]
             drive(ports, [r[:100] for r in reqs], 2)  # warm up (with keys the measured run does not send)
             reqs = [r[100:] for r in reqs]
+            if args.statements:
+                statements(pg, "reset")
             cpu = [sum(tree_cpu_seconds(sv.pid) for sv in servers), tree_cpu_seconds(pg.proc.pid), time.process_time()]
             ok, bad, lat = drive(ports, reqs, args.seconds)
             after = [sum(tree_cpu_seconds(sv.pid) for sv in servers), tree_cpu_seconds(pg.proc.pid), time.process_time()]
@@ -190,6 +219,8 @@ def main() -> int:
                   f"this client {client / n * 1000:.2f} ms  (load average {os.getloadavg()[0]:.1f})\n"
                   f"{'':18s} {os.cpu_count()} cores / {per_call * 1000:.2f} ms = {os.cpu_count() / per_call:.0f} calls/s "
                   f"if nothing else ran")
+            if args.statements:
+                statements(pg, "print", n)
         return 0
     finally:
         for sv in servers:

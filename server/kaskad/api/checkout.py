@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
+import psycopg
 from litestar import post
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import OperationalError
@@ -22,21 +24,28 @@ from kaskad.api.auth import INTEGRATOR
 from kaskad.loyalty import checkout
 from kaskad.loyalty.ledger import LoyaltyError
 from kaskad.runtime import Runtime
-from kaskad.store.engine import reads, transaction
+from kaskad.store.engine import core_reads, core_transaction, reads, transaction
 
 
-def run(runtime: Runtime, fn, *args, read_only: bool = False) -> dict[str, Any]:
+def run(runtime: Runtime, fn, *args, read_only: bool = False, core: bool = False, engine: bool = False) -> dict[str, Any]:
     """One transaction (``read_only``: statements each on their own); a loyalty refusal
     becomes an HTTP error naming the reason. A deadlock or serialization failure is
-    retried (the work is idempotent)."""
+    retried (the work is idempotent). ``core``: ``fn`` gets a Core connection, not a Session;
+    ``engine``: the engine, to open its own."""
+    if engine:
+        db = functools.partial(contextlib.nullcontext, runtime.engine)
+    elif core:
+        db = functools.partial(core_reads if read_only else core_transaction, runtime.engine)
+    else:
+        db = functools.partial(reads if read_only else transaction, runtime.sessions)
     for attempt in range(5):
         try:
-            with (reads if read_only else transaction)(runtime.sessions) as session:
+            with db() as session:
                 return fn(session, *args)
         except LoyaltyError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc), extra={"code": exc.code}) from exc
-        except OperationalError as exc:
-            if attempt == 4 or getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
+        except (OperationalError, psycopg.OperationalError) as exc:  # the checkout's own statements are psycopg's
+            if attempt == 4 or getattr(getattr(exc, "orig", exc), "sqlstate", None) not in ("40P01", "40001"):
                 raise
     raise AssertionError("unreachable")
 
@@ -47,13 +56,13 @@ _post = functools.partial(post, guards=[INTEGRATOR], status_code=200, sync_to_th
 @_post("/checkout/quote")
 def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
     """What this cart would get: discounts, points spent and earned, gift cards, and what did not apply."""
-    return run(runtime, checkout.quote, data, read_only=True)  # a dry run: nothing to commit
+    return run(runtime, checkout.quote, data, read_only=True, core=True)  # a dry run: nothing to commit
 
 
 @_post("/checkout/redeem")
 def redeem(runtime: Runtime, data: checkout.Redeem) -> dict[str, Any]:
     """Reserve the quote's discounts, points and gift-card money under ``idempotency_key``."""
-    return run(runtime, checkout.redeem, data)
+    return run(runtime, checkout.redeem_now, data, engine=True)
 
 
 @_post("/checkout/confirm")

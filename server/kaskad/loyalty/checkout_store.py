@@ -1,14 +1,16 @@
 """The statements behind a till's quote and redeem, as few as the checks allow.
 
-Every sale calls these. On PostgreSQL they are SQL text run on the session's own psycopg
-connection (same transaction), prepared on the server after a few calls: SQLAlchemy's
+Every sale calls these. On PostgreSQL they are SQL text run on the connection's own psycopg
+connection (same transaction, if any), prepared on the server after a few calls: SQLAlchemy's
 execution layer costs several times the driver's own work per statement, and a till's
 redeem is nothing but a handful of small statements. Elsewhere (SQLite, the embedded
 default) they are Core statements built once. Rows come back as plain rows with the
 columns as attributes, which is all :mod:`kaskad.loyalty.codes` and the checkout need.
 
 Locks are those the ledger documents: the customer's account row first, then the
-rows of codes that have a use limit or a balance, in id order.
+rows of codes that have a use limit or a balance, in id order. The optimistic redeem's
+checked write (:func:`write_redeem` with ``remaining``) takes the account row first too,
+then the lots it spends from and those codes, each in id order.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from psycopg.rows import namedtuple_row
@@ -36,12 +38,12 @@ _codes, _lots, _ops = LoyaltyCode.__table__, PointLot.__table__, Operation.__tab
 #: Whether the contact has cashback offers (rare: a journey issues them); without any, and
 #: without codes entered, a checkout reads no codes at all.
 _OFFERS = exists().where(_codes.c.contact_id == _contacts.c.id, _codes.c.kind == "cashback")
-_LOCK_CONTACT = (
+_READ_CONTACT = (
     select(_accounts.c.contact_id, select(_ops.c.result).where(_ops.c.key == bindparam("key")).scalar_subquery(), _OFFERS)
     .join_from(_accounts, _contacts, _contacts.c.id == _accounts.c.contact_id)
     .where(_contacts.c.external_id == bindparam("ext"))
-    .with_for_update(of=_accounts)
 )
+_LOCK_CONTACT = _READ_CONTACT.with_for_update(of=_accounts)
 _CONTACT = select(_contacts.c.id, _OFFERS).where(_contacts.c.external_id == bindparam("ext"))
 _RESULT = select(_ops.c.result).where(_ops.c.key == bindparam("key"))
 #: The codes entered, and the customer's cashback offers (which apply without being entered).
@@ -88,8 +90,9 @@ def _upserts(dialect: str) -> dict[str, Any]:
     }
 
 
-def _conn(session) -> Connection:
-    return session.connection()
+def _conn(db) -> Connection:
+    """``db`` is a Core connection (the checkout's hot paths) or a Session."""
+    return db if isinstance(db, Connection) else db.connection()
 
 
 def _pg(conn: Connection):
@@ -115,6 +118,32 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None,
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
     conn.execute(_upserts(conn.dialect.name)["account"], {"cid": cid})  # the first loyalty call for this contact
     return cid, stored_result(session, key), offers
+
+
+def read_contact(session, external_id: str, key: str, now: datetime | None = None
+                 ) -> tuple[int, dict | None, bool, list[Lot] | None] | None:
+    """What :func:`lock_contact` returns, without the lock, and with ``now`` the live lots at
+    ``now`` as :func:`live_lots` reads them (in the same statement on PostgreSQL); None when
+    the customer or its account does not exist (the optimistic redeem leaves both to the locked one)."""
+    conn = _conn(session)
+    pg = _pg(conn)
+    if pg is None:
+        row = conn.execute(_READ_CONTACT, {"ext": external_id, "key": key}).first()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], live_lots(session, row[0], now) if now is not None else None
+    if now is None:
+        row = pg.execute(_PG["read_contact"], (key, external_id)).fetchone()
+        return (row[0], row[1], row[2], None) if row is not None else None
+    row = pg.execute(_PG["read_contact_lots"], (key, now, now, external_id)).fetchone()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], [Lot(i, r) for i, r in zip(row[3] or [], row[4] or [])]
+
+
+class Lot(NamedTuple):
+    id: int
+    remaining: Decimal
 
 
 def contact(session, external_id: str) -> tuple[int | None, bool]:
@@ -191,21 +220,39 @@ def write_redeem(session, r: dict) -> int | None:
     (then nothing was written).
 
     ``r`` has: key, op_key, contact_id, order_ref, quote, result, net, points_spent, reason, now,
-    spends ``[{"lot", "part"}]``, uses ``[{"code_id", "amount"}]``, counted ``[{"code_id", "taken"}]``.
+    spends ``[{"lot", "part"}]``, uses ``[{"code_id", "amount"}]``, counted ``[{"code_id", "taken",
+    "uses", "balance"}]`` and ``remaining`` (``{lot id: remaining}`` or None).
     On PostgreSQL this is one statement; elsewhere one per table.
+
+    With ``remaining`` (PostgreSQL only; the optimistic redeem, which read without locks) the
+    statement first locks the account, then the lots spent from and the counted codes, and
+    writes only if each still holds the ``remaining``, ``uses`` and ``balance`` it was read
+    with; None then also means that something changed in between.
     """
     conn = _conn(session)
     pg = _pg(conn)
+    checked = r.get("remaining") is not None
+    if checked and pg is None:
+        raise ValueError("the optimistic redeem's checked write is PostgreSQL's")
     if pg is not None:
-        params = [r["key"], r["contact_id"], r["order_ref"], _json(r["quote"]), r["net"], r["points_spent"], r["now"],
-                  r["op_key"], _json(r["result"]), r["reason"]]
+        params = []
+        if checked:
+            if r["contact_id"] is not None:
+                params.append(r["contact_id"])
+            for s in r["spends"]:
+                params += (s["lot"], r["remaining"][s["lot"]])
+            for c in r["counted"]:
+                params += (c["code_id"], c["uses"], c["balance"])
+        params += [r["key"], r["contact_id"], r["order_ref"], _json(r["quote"]), r["net"], r["points_spent"], r["now"],
+                   r["op_key"], _json(r["result"]), r["reason"]]
         for s in r["spends"]:
             params += (s["lot"], s["part"])
         for u in r["uses"]:
             params += (u["code_id"], u["amount"])
         for c in r["counted"]:
             params += (c["code_id"], c["taken"])
-        sql = _pg_redeem(len(r["spends"]), len(r["uses"]), len(r["counted"]))
+        sql = _pg_redeem(len(r["spends"]), len(r["uses"]), len(r["counted"]),
+                         checked=checked, account=r["contact_id"] is not None)
         row = pg.execute(sql, params).fetchone()
         return row[0] if row else None
     res_id = conn.execute(_upserts(conn.dialect.name)["reservation"], {
@@ -240,6 +287,16 @@ _PG = {
     "lock_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
                     "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s "
                     "FOR UPDATE OF a",
+    "read_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
+                    "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s",
+    # the live lots as two arrays in the order live_lots reads them
+    "read_contact_lots": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), "
+                         f"{_PG_OFFERS}, lots.ids, lots.remaining "
+                         "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id LEFT JOIN LATERAL ("
+                         "SELECT array_agg(id ORDER BY expires_at ASC NULLS LAST, id) AS ids, "
+                         "array_agg(remaining ORDER BY expires_at ASC NULLS LAST, id) AS remaining "
+                         f"FROM loyalty_lots WHERE {_LIVE_SQL.replace('CAST(%s AS bigint)', 'a.contact_id')}) AS lots ON true "
+                         "WHERE c.external_id = %s",
     "contact": f"SELECT c.id, {_PG_OFFERS} FROM contacts c WHERE c.external_id = %s",
     "result": "SELECT result FROM loyalty_operations WHERE key = %s",
     "codes": f"SELECT {_CODE_COLUMNS} FROM loyalty_codes "
@@ -251,21 +308,53 @@ _PG = {
 
 
 @functools.cache
-def _pg_redeem(spends: int, uses: int, counted: int) -> str:
+def _pg_redeem(spends: int, uses: int, counted: int, checked: bool = False, account: bool = True) -> str:
     """The write of :func:`write_redeem` as one PostgreSQL statement, for this many lot spends,
     code uses and counted codes. Every step after the reservation joins ``res``, so a key that
     exists already writes nothing at all. The rows are ``VALUES`` lists, not a JSON array
     unpacked in SQL: the planner then knows how few they are and updates lots and codes
-    through their primary keys instead of scanning the tables."""
+    through their primary keys instead of scanning the tables.
 
-    def values(n: int, types: tuple[str, str]) -> str:
-        return ", ".join(f"(CAST(%s AS {types[0]}), CAST(%s AS {types[1]}))" for _ in range(n))
+    ``checked``: the reservation is written only from ``ok``, a row there only when the account
+    (if ``account``) is locked and every lot and counted code, locked in that order, is as read.
+    A row changed by a transaction that committed after this statement began is read again
+    at its newest version when locked (READ COMMITTED), so the comparison sees it."""
 
-    parts = ["""WITH res AS (
+    def values(n: int, types: tuple[str, ...]) -> str:
+        row = "(" + ", ".join(f"CAST(%s AS {t})" for t in types) + ")"
+        return ", ".join(row for _ in range(n))
+
+    checks = []
+    if checked:
+        held = ", acc" if account else ""
+        if account:
+            checks.append("""acc AS (
+    SELECT contact_id FROM loyalty_accounts WHERE contact_id = CAST(%s AS bigint) FOR UPDATE
+)""")
+        if spends:
+            checks.append(f"""held_lots AS (
+    SELECT lot.id FROM loyalty_lots AS lot, (VALUES {values(spends, ("bigint", "numeric"))}) AS e(id, remaining){held}
+    WHERE lot.id = e.id AND lot.remaining = e.remaining ORDER BY lot.id FOR UPDATE OF lot
+)""")
+        if counted:
+            checks.append(f"""held_codes AS (
+    SELECT code.id FROM loyalty_codes AS code,
+        (VALUES {values(counted, ("bigint", "integer", "numeric"))}) AS e(id, uses, balance){held}
+    WHERE code.id = e.id AND code.uses = e.uses AND code.balance IS NOT DISTINCT FROM e.balance
+    ORDER BY code.id FOR UPDATE OF code
+)""")
+        conditions = ([f"(SELECT count(*) FROM held_lots) = {spends}"] if spends else []) + (
+            [f"(SELECT count(*) FROM held_codes) = {counted}"] if counted else [])
+        checks.append("ok AS (\n    SELECT 1 AS one" + (" FROM acc" if account else "")
+                      + ("\n    WHERE " + " AND ".join(conditions) if conditions else "") + "\n)")
+    rows = ("SELECT %s, CAST(%s AS bigint), CAST(%s AS varchar), 'reserved', CAST(%s AS jsonb), CAST(%s AS numeric),\n"
+            "           CAST(%s AS numeric), 0, 0, 0, 0, 0, CAST(%s AS timestamptz) FROM ok" if checked else
+            "VALUES (%s, CAST(%s AS bigint), CAST(%s AS varchar), 'reserved', CAST(%s AS jsonb), CAST(%s AS numeric),\n"
+            "            CAST(%s AS numeric), 0, 0, 0, 0, 0, CAST(%s AS timestamptz))")
+    parts = [*checks, f"""res AS (
     INSERT INTO loyalty_reservations (key, contact_id, order_ref, status, quote, net, points_spent, points_earned,
                                       refunded_amount, points_restored, points_reversed, gift_restored, created_at)
-    VALUES (%s, CAST(%s AS bigint), CAST(%s AS varchar), 'reserved', CAST(%s AS jsonb), CAST(%s AS numeric),
-            CAST(%s AS numeric), 0, 0, 0, 0, 0, CAST(%s AS timestamptz))
+    {rows}
     ON CONFLICT (key) DO NOTHING
     RETURNING id, contact_id, created_at
 ), op AS (
@@ -296,4 +385,4 @@ def _pg_redeem(spends: int, uses: int, counted: int) -> str:
     FROM (VALUES {values(counted, ("bigint", "numeric"))}) AS c(code_id, taken), res
     WHERE code.id = c.code_id
 )""")
-    return ",\n".join(parts) + "\nSELECT id FROM res"
+    return "WITH " + ",\n".join(parts) + "\nSELECT id FROM res"

@@ -51,8 +51,12 @@ class LedgerEntry(Base):
     __tablename__ = "loyalty_entries"
     __table_args__ = (Index("ix_loyalty_entries_contact", "contact_id", "id"),)
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    lot_id: Mapped[int] = mapped_column(ForeignKey("loyalty_lots.id", ondelete="CASCADE"), index=True)
+    # No foreign keys to contacts or lots on the rows a redeem writes (here, operations, code
+    # uses, reservations): each value comes from a row the same transaction locked or wrote,
+    # contacts are never deleted, and the checks cost much of PostgreSQL's time per redeem
+    # (migration 0014). The one to the operation stays: queries join entries to it.
+    contact_id: Mapped[int] = mapped_column(BigIntPK)
+    lot_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("loyalty_operations.id", ondelete="CASCADE"), index=True)
     # earn | spend | expire | reverse_earn | reverse_spend
     kind: Mapped[str] = mapped_column(String(24))
@@ -68,7 +72,7 @@ class Operation(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)
     kind: Mapped[str] = mapped_column(String(40))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(BigIntPK, index=True)  # no foreign key: see LedgerEntry
     result: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     created_at: Mapped[datetime]
 
@@ -104,9 +108,10 @@ class CodeUse(Base):
     __tablename__ = "loyalty_code_uses"
     __table_args__ = (Index("ix_loyalty_code_uses_code_contact", "code_id", "contact_id"),)
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    code_id: Mapped[int] = mapped_column(ForeignKey("loyalty_codes.id", ondelete="CASCADE"))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    reservation_id: Mapped[int] = mapped_column(ForeignKey("loyalty_reservations.id", ondelete="CASCADE"), index=True)
+    # no foreign keys: see LedgerEntry
+    code_id: Mapped[int] = mapped_column(BigIntPK)
+    contact_id: Mapped[int | None] = mapped_column(BigIntPK)
+    reservation_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     status: Mapped[str] = mapped_column(String(16))  # reserved | used | released
     amount: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime]
@@ -119,7 +124,7 @@ class Reservation(Base):
     __table_args__ = (UniqueConstraint("key"),)
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(BigIntPK, index=True)  # no foreign key: see LedgerEntry
     order_ref: Mapped[str | None] = mapped_column(String(200), index=True)
     # reserved | confirmed | cancelled | refunded | partially_refunded
     status: Mapped[str] = mapped_column(String(24))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from kaskad import clock
 from kaskad.flow.durations import PATTERN, parse_duration
@@ -78,7 +78,9 @@ _cache: dict[object, tuple[float, ProgramRules]] = {}
 def load(session) -> ProgramRules:
     from kaskad.loyalty.models import Program
 
-    bind = session.get_bind().engine.url  # an engine, or a connection of one
+    # ``session`` is a Session or a Core connection; the engine is the key (hashing its URL
+    # cost more than the rest of this function)
+    bind = session.engine if isinstance(session, Connection) else session.get_bind().engine
     hit = _cache.get(bind)
     if hit and hit[0] > time.monotonic():
         return hit[1]
