@@ -23,8 +23,8 @@ Settings come from ``KASKAD_DELIVERY`` (JSON, see :class:`DeliverySettings`).
 from __future__ import annotations
 
 import os
-from datetime import datetime, time, timedelta
 from collections.abc import Mapping
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
