@@ -65,18 +65,19 @@ def test_fifty_redeemers_on_a_code_limited_to_ten(pg):
         assert s.scalar(select(func.count()).select_from(CodeUse).where(CodeUse.code_id == code.id)) == 10
 
 
-def test_parallel_spends_of_one_balance_never_go_below_zero(pg):
+@pytest.mark.parametrize("path", ["locked", "optimistic"])
+def test_parallel_spends_of_one_balance_never_go_below_zero(pg, path):
     cid = contact(pg, "rich")
     with transaction(pg) as s:
         ledger.earn(s, cid, 60, "a", "a")
         ledger.earn(s, cid, 40, "b", "b")
 
     def spend(i):
-        with transaction(pg) as s:
-            if i % 2:
+        if i % 2:
+            with transaction(pg) as s:  # the ledger's own spend writes the lots' new values outright
                 return ledger.spend(s, cid, 7, f"s{i}", "parallel")
-            items = [checkout.CartItem(sku="A", price=Decimal(100))]
-            return checkout.redeem(s, checkout.Redeem(items=items, contact="rich", points=Decimal(7), idempotency_key=f"r{i}"))
+        return _redeem(pg, path, items=[checkout.CartItem(sku="A", price=Decimal(100))], contact="rich",
+                       points=Decimal(7), idempotency_key=f"r{i}")
 
     results = parallel(30, spend)
     assert sum(r[0] == "ok" for r in results) == 14  # 14 × 7 = 98 of 100
@@ -113,35 +114,20 @@ def _anon(pg):
                                                   codes=["MANY"], idempotency_key="anon"))
 
 
-def test_one_key_on_a_single_use_code_every_caller_gets_the_first_answer(pg):
-    # The callers queue on the account lock; those that then find the code used up must
-    # still answer with the first call's reservation, not with a refusal.
-    contact(pg, "once")
-    with transaction(pg) as s:
-        codes.issue(s, code="ONE-USE", kind="promo", percent=Decimal(20), max_uses=1, valid_until=None)
-
-    def redeem(i):
-        with transaction(pg) as s:
-            return checkout.redeem(s, checkout.Redeem(items=[checkout.CartItem(sku="A", price=Decimal(50))],
-                                                      contact="once", codes=["ONE-USE"], idempotency_key="till:1"))
-
-    results = parallel(20, redeem)
-    assert [r[0] for r in results] == ["ok"] * 20
-    assert len({r[1]["reservation"] for r in results}) == 1
-    assert {r[1]["discounts"][0]["amount"] for r in results} == {"10.00"}
-    with transaction(pg) as s:
-        assert codes.find(s, "ONE-USE").uses == 1
-        assert s.scalar(select(func.count()).select_from(Reservation)) == 1
-
-
 # The API runs checkout.redeem_now: on PostgreSQL an optimistic redeem outside a transaction
 # (reads without locks, one write that locks and checks what it takes from), the locked
 # redeem when that cannot answer. The same guarantees, with the ledger's locked spends mixed in.
 
 
-def _redeem_now(pg, **cart):
+def _redeem(pg, path: str, **cart):
+    """``path`` "optimistic": as the API redeems (checkout.redeem_now); "locked": checkout.redeem
+    in a transaction of the caller's."""
     items = cart.pop("items", [checkout.CartItem(sku="A", price=Decimal(20))])
-    return checkout.redeem_now(pg.kw["bind"], checkout.Redeem(items=items, **cart))
+    req = checkout.Redeem(items=items, **cart)
+    if path == "optimistic":
+        return checkout.redeem_now(pg.kw["bind"], req)
+    with transaction(pg) as s:
+        return checkout.redeem(s, req)
 
 
 def test_fifty_optimistic_redeemers_on_a_code_limited_to_ten(pg):
@@ -151,11 +137,11 @@ def test_fifty_optimistic_redeemers_on_a_code_limited_to_ten(pg):
         codes.issue(s, code="TEN-FAST", kind="promo", percent=Decimal(10), max_uses=10, valid_until=None)
         codes.issue(s, code="GIFT-FAST", kind="gift_card", balance=Decimal(50), valid_until=None)
 
-    results = parallel(50, lambda i: _redeem_now(pg, contact=f"o{i}", codes=["TEN-FAST"], idempotency_key=f"k{i}"))
+    results = parallel(50, lambda i: _redeem(pg, "optimistic", contact=f"o{i}", codes=["TEN-FAST"], idempotency_key=f"k{i}"))
     assert sum(r[0] == "ok" for r in results) == 10
     assert {r[1] for r in results if r[0] == "refused"} == {"not_redeemable"}
     # a gift card of 50 paying up to 20 a time: never below zero, every payment a use row
-    results = parallel(20, lambda i: _redeem_now(pg, contact=f"o{i}", codes=["GIFT-FAST"], idempotency_key=f"g{i}"))
+    results = parallel(20, lambda i: _redeem(pg, "optimistic", contact=f"o{i}", codes=["GIFT-FAST"], idempotency_key=f"g{i}"))
     paid = [Decimal(r[1]["gift_cards"][0]["amount"]) for r in results if r[0] == "ok"]
     with transaction(pg) as s:
         code = codes.find(s, "TEN-FAST")
@@ -166,40 +152,25 @@ def test_fifty_optimistic_redeemers_on_a_code_limited_to_ten(pg):
         assert s.scalar(select(func.count()).select_from(CodeUse).where(CodeUse.code_id == gift.id)) == len(paid)
 
 
-def test_optimistic_redeems_and_locked_spends_of_one_balance_never_go_below_zero(pg):
-    cid = contact(pg, "rich-fast")
-    with transaction(pg) as s:
-        ledger.earn(s, cid, 60, "a", "a")
-        ledger.earn(s, cid, 40, "b", "b")
-
-    def spend(i):
-        if i % 2:
-            with transaction(pg) as s:  # the ledger's own spend writes the lots' new values outright
-                return ledger.spend(s, cid, 7, f"s{i}", "parallel")
-        return _redeem_now(pg, items=[checkout.CartItem(sku="A", price=Decimal(100))], contact="rich-fast",
-                           points=Decimal(7), idempotency_key=f"r{i}")
-
-    results = parallel(30, spend)
-    assert sum(r[0] == "ok" for r in results) == 14  # 14 × 7 = 98 of 100
-    with transaction(pg) as s:
-        assert check_invariants(s, cid) == 2
-
-
-def test_one_key_many_optimistic_callers_one_effect(pg):
-    cid = contact(pg, "same-fast")
+@pytest.mark.parametrize("path", ["locked", "optimistic"])
+def test_one_key_on_a_single_use_code_every_caller_gets_the_first_answer(pg, path):
+    # Locked, the callers queue on the account lock; optimistic, all but one find the key
+    # written. Those that then find the code used up must still answer with the first
+    # call's reservation, not with a refusal.
+    cid = contact(pg, "once")
     with transaction(pg) as s:
         ledger.earn(s, cid, 50, "seed", "seed")
-        codes.issue(s, code="ONE-FAST", kind="promo", percent=Decimal(20), max_uses=1, valid_until=None)
+        codes.issue(s, code="ONE-USE", kind="promo", percent=Decimal(20), max_uses=1, valid_until=None)
 
-    results = parallel(20, lambda i: _redeem_now(pg, items=[checkout.CartItem(sku="A", price=Decimal(50))],
-                                                 contact="same-fast", codes=["ONE-FAST"], points=Decimal(10),
-                                                 idempotency_key="till:fast"))
+    results = parallel(20, lambda i: _redeem(pg, path, items=[checkout.CartItem(sku="A", price=Decimal(50))],
+                                             contact="once", codes=["ONE-USE"], points=Decimal(10),
+                                             idempotency_key="till:1"))
     assert [r[0] for r in results] == ["ok"] * 20
     assert len({r[1]["reservation"] for r in results}) == 1
     assert {r[1]["discounts"][0]["amount"] for r in results} == {"10.00"}
     with transaction(pg) as s:
         assert check_invariants(s, cid) == 40
-        assert codes.find(s, "ONE-FAST").uses == 1
+        assert codes.find(s, "ONE-USE").uses == 1
         assert s.scalar(select(func.count()).select_from(Reservation)) == 1
 
 
