@@ -71,9 +71,13 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def descendants(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
-    kids = [int(p) for p in out]
+    return [int(p) for p in out]
+
+
+def descendants(pid: int) -> list[int]:
+    kids = children(pid)
     return kids + [g for k in kids for g in descendants(k)]
 
 
@@ -108,19 +112,13 @@ def run(pg: PostgresServer, redis: RedisServer, n: int, args, env_extra: dict[st
     try:
         while True:
             time.sleep(0.5)
-            kids = descendants(proc.pid)
-            now = {"scheduler": rss_kb(proc.pid), "supervisor": 0, "worker": 0}
-            direct = set(int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
-                                                        capture_output=True, text=True).stdout.split())
-            for pid in kids:
-                kb = rss_kb(pid)
-                if pid in direct:
-                    now["supervisor"] += kb
-                else:
-                    now["worker"] = max(now["worker"], kb)
+            direct = children(proc.pid)
+            workers = [rss_kb(p) for d in direct for p in descendants(d)]
+            now = {"scheduler": rss_kb(proc.pid), "supervisor": sum(rss_kb(p) for p in direct),
+                   "worker": max(workers, default=0)}
             for k, v in now.items():
                 roles[k] = max(roles[k], v)
-            peak = max(peak, now["scheduler"] + now["supervisor"] + sum(rss_kb(p) for p in kids if p not in direct))
+            peak = max(peak, now["scheduler"] + now["supervisor"] + sum(workers))
             with runtime.sessions() as s:  # anything left? (cheap: the first row of an index)
                 left = s.scalar(select(JourneyRun.id).where(
                     JourneyRun.status.in_(("active", "waiting", "claimed"))).limit(1))
