@@ -263,3 +263,14 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class PeriodicRun(Base):
+    """When each periodic job (:mod:`kaskad.periodic`) last ran, so that a restart (a deploy)
+    does not run every hourly and daily job again at once."""
+
+    __tablename__ = "periodic_runs"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    started_at: Mapped[datetime]
+    seconds: Mapped[float]
+    error: Mapped[str | None] = mapped_column(Text)

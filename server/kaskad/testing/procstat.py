@@ -30,3 +30,12 @@ def tree_cpu_seconds(pid: int) -> float:
         total += stats.get(p, (0, 0.0))[1]
         todo += children.get(p, [])
     return total
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` itself (all its threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
