@@ -75,10 +75,14 @@ class AtMostOnceChannel(TestChannel):
 def _crash_during_the_provider_call(runtime, monkeypatch) -> None:
     """Advance the claimed batch until its messages are marked ``sending``, then die."""
 
-    def dying_deliver(rt, outbox_ids, built=None, record=True):
-        with transaction(rt.sessions) as s:
-            s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids))
-                      .values(status="sending", attempts=OutboxMessage.attempts + 1))
+    def dying_deliver(rt, outbox_ids, built=None, record=True, claimed=()):
+        # A new message was written as 'sending' by the engine's transaction; a pending one
+        # (a retry) is claimed as deliver claims it.
+        assert [c.id for c in claimed] or outbox_ids
+        if outbox_ids:
+            with transaction(rt.sessions) as s:
+                s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids))
+                          .values(status="sending", attempts=OutboxMessage.attempts + 1))
         raise SystemError("worker killed in the middle of the provider call")
 
     monkeypatch.setattr("kaskad.engine.send.deliver", dying_deliver)

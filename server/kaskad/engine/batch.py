@@ -18,7 +18,7 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kaskad import clock
 from kaskad.engine.counts import add_counts
 from kaskad.engine.plan import FlowPlan, plan_for_version
-from kaskad.store.bulk import among, bulk_insert, bulk_update
+from kaskad.store.bulk import among, bulk_insert, bulk_update, fetch_rows
 from kaskad.store.engine import transaction
 from kaskad.store.models import Contact, JourneyRun, RunStep
 
@@ -80,8 +80,10 @@ class BatchContext:
     dry_run: bool = False
     steps: list[dict] = field(default_factory=list)
     counts: list[tuple[int, str, str, int]] = field(default_factory=list)
-    #: Outbox row ids to hand to providers after this transaction commits.
+    #: Pending outbox row ids to claim and hand to providers after this transaction commits.
     deliver: list[int] = field(default_factory=list)
+    #: Outbox rows this transaction writes as ``sending``, to hand over once it commits.
+    handover: list[Any] = field(default_factory=list)
     #: Outbox ids handed over earlier in this advance call (a pending one among them is a retry).
     delivered: set[int] = field(default_factory=set)
     #: The messages written to the outbox in this transaction, by key: handed to the provider
@@ -139,9 +141,17 @@ class BatchContext:
             self.wait(run, self.now + backoff(run.attempts, self.retry_base), f"attempt {run.attempts} failed: {error}")
 
     def block(self, run: Run, outbox_id: int | None) -> None:
+        """Hold the run at its send node; its pending message ``outbox_id`` is handed over after the commit."""
         run.blocked = True
         if outbox_id is not None:
             self.deliver.append(outbox_id)
+
+    def hand_over(self, run: Run, outbox_id: int, key: str, channel: str) -> None:
+        """Hold the run; its message, written as ``sending`` by this transaction, is handed over after the commit."""
+        from kaskad.engine.send import Claimed
+
+        run.blocked = True
+        self.handover.append(Claimed(outbox_id, key, channel, 1))
 
 
 Handler = Callable[[BatchContext, FlowPlan, Any, list[Run]], None]
@@ -159,14 +169,12 @@ def handler_for(node: Any) -> Handler | None:
 
 def load_contacts(session: Session, ids: set[int]) -> dict[int, dict]:
     c = CONTACTS.c  # Core, not ORM: the hot path skips the ORM's compile and row loading
-    rows = session.execute(
-        select(c.id, c.external_id, c.email, c.phone, c.timezone, c.attributes, c.tags, c.erased_at)
-        .where(among(session, c.id, ids))
-    )
+    rows = fetch_rows(session, select(c.id, c.external_id, c.email, c.phone, c.timezone, c.attributes, c.tags,
+                                      c.erased_at.is_not(None)).where(among(session, c.id, ids)))
     return {
-        r.id: {"id": r.id, "external_id": r.external_id, "email": r.email, "phone": r.phone, "timezone": r.timezone,
-               "attributes": r.attributes or {}, "tags": r.tags or [], "erased": r.erased_at is not None}
-        for r in rows
+        cid: {"id": cid, "external_id": xid, "email": email, "phone": phone, "timezone": tz,
+              "attributes": attrs or {}, "tags": tags or [], "erased": bool(erased)}
+        for cid, xid, email, phone, tz, attrs, tags, erased in rows
     }
 
 
@@ -208,8 +216,9 @@ def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
         among(session, t.id, ids), t.status == "claimed", t.claim == token)
     if session.get_bind().dialect.name == "postgresql":
         q = q.order_by(t.id).with_for_update()
-    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, dict(context or {}))
-            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in session.execute(q)]
+    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at.astimezone(timezone.utc), attempts,
+                dict(context or {}))
+            for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in fetch_rows(session, q)]
 
 
 def save(ctx: BatchContext, runs: list[Run], hold_token: int) -> list[int]:
@@ -276,11 +285,12 @@ def advance(runtime: Any, run_ids: list[int], token: int) -> int:
         if more:
             continue_later(runtime, more, hold)
         ids = [r.id for r in runs if r.blocked]
-        if ctx.deliver:
+        if ctx.deliver or ctx.handover:
             # One transaction fewer per batch: the results are recorded by the next
             # transaction, which reads them back at once to move the held runs on.
-            results = deliver(runtime, ctx.deliver, ctx.built, record=False)
+            results = deliver(runtime, ctx.deliver, ctx.built, record=False, claimed=ctx.handover)
             delivered.update(ctx.deliver)
+            delivered.update(c.id for c in ctx.handover)
         token = hold
     if results:  # a held run always comes back above; this is only a safety net
         with transaction(runtime.sessions) as session:

@@ -6,10 +6,11 @@ node's own channel, 1… = its cascade steps) under the outbox key
 row is the proof of what was decided:
 
 - no row: consent, caps and quiet hours decide (:func:`kaskad.delivery.policy.filter_sends`)
-  — allowed: render and write a ``pending`` row, hold the run; skipped: a
-  ``skipped`` row with the reason, the run moves on; delayed: the run waits.
-- ``pending``: hand it to the provider (:func:`deliver`), or wait for a retry
-  if it was just tried.
+  — allowed: render and write the row as ``sending``, hold the run, and hand the
+  message to the provider as soon as the transaction commits (:func:`deliver`);
+  skipped: a ``skipped`` row with the reason, the run moves on; delayed: the run waits.
+- ``pending`` (the provider asked to try again): hand it over once more, claiming
+  it as ``sending`` first, or wait for the retry if it was just tried.
 - ``sending``: a process died during the provider call. Channels whose
   provider deduplicates on our key (``Channel.idempotent = True``) get it again;
   for the others it becomes ``unknown`` and is not resent: at most once.
@@ -23,7 +24,7 @@ import asyncio
 import logging
 import threading
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import or_, select, update
@@ -36,7 +37,7 @@ from kaskad.engine.plan import FlowPlan
 from kaskad.engine.render import render_context
 from kaskad.flow import model
 from kaskad.flow.durations import parse_duration
-from kaskad.store.bulk import among, bulk_insert, bulk_update
+from kaskad.store.bulk import among, bulk_insert, bulk_update, fetch_rows
 from kaskad.store.engine import transaction
 from kaskad.store.models import MessageEvent, OutboxMessage
 
@@ -44,6 +45,14 @@ log = logging.getLogger("kaskad.engine.send")
 STATE = "send"  # context key: {node_id: {"m": index, "wait": bool}}
 SETTLED = ("sent", "skipped", "unknown")
 OUTBOX = OutboxMessage.__table__
+
+
+class _Row(NamedTuple):
+    id: int
+    key: str
+    status: str
+    error: str | None
+    attempts: int
 
 
 def outbox_key(run_id: int, node_id: str, m: int) -> str:
@@ -114,7 +123,7 @@ def _send_message(ctx: BatchContext, plan: FlowPlan, node: model.SendNode, m: in
         return
     keys = {outbox_key(run.id, node.id, m): run for run in runs}
     rows = {} if ctx.dry_run else {
-        r.key: r for r in ctx.session.execute(
+        r[1]: _Row(*r) for r in fetch_rows(ctx.session,
             select(OUTBOX.c.id, OUTBOX.c.key, OUTBOX.c.status, OUTBOX.c.error, OUTBOX.c.attempts)
             .where(among(ctx.session, OUTBOX.c.key, list(keys)))
         )
@@ -172,7 +181,9 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
             ctx.finish(run, "failed", f"{channel.name} template: {exc}")
             continue
         payload = msgspec.to_builtins(out)
-        rows.append({**base, "status": "pending", "error": None, "payload": payload})
+        # Written as sending: handed over right after this transaction commits, without a
+        # statement and a transaction of its own to claim it (see deliver).
+        rows.append({**base, "status": "sending", "attempts": 1, "error": None, "payload": payload})
         ctx.built[key] = out
         by_key[key] = (run, "send", payload)
     if ctx.dry_run:
@@ -186,18 +197,17 @@ def _decide_and_write(ctx, plan, node, m, channel, message, template_name, runs:
     if not rows:
         return
     ids = dict(bulk_insert(ctx.session, OutboxMessage.__table__, rows, on_conflict_nothing=True, returning=("key", "id")))
-    # A row another process wrote first is the one that counts: its id is read by key, and its
-    # message is read from it when it is handed over, not the one built here.
+    # A row another process wrote first is the one that counts: the run comes back to it after
+    # this transaction, as to any row it finds, and the message built here is dropped.
     for key in by_key.keys() - ids.keys():
         ctx.built.pop(key, None)
-    if len(ids) < len(by_key):
-        ids.update(ctx.session.execute(select(OUTBOX.c.key, OUTBOX.c.id).where(
-            among(ctx.session, OUTBOX.c.key, [k for k in by_key if k not in ids]))).all())
     for key, (run, action, info) in by_key.items():
         if action == "skip":
             _settled(ctx, run, node, m, f"skipped: {info}")
-        else:
-            ctx.block(run, ids[key])
+        elif key in ctx.built:
+            ctx.hand_over(run, ids[key], key, channel.name)
+        else:  # not ours: its run comes back to it after this transaction
+            ctx.block(run, None)
 
 
 def build_message(ctx, plan, node, run, contact, channel, message, template_name, key) -> OutboundMessage:
@@ -239,28 +249,43 @@ async def _send(runtime, channel, messages: list[OutboundMessage]) -> list[SendR
     return await channel.send_batch(messages)
 
 
+class Claimed(NamedTuple):
+    """An outbox row marked ``sending`` by a committed transaction, to hand over now."""
+
+    id: int
+    key: str
+    channel: str
+    attempts: int
+
+
 def deliver(runtime: Any, outbox_ids: list[int], built: dict[str, OutboundMessage] | None = None,
-            record: bool = True) -> list[dict]:
-    """Hand pending outbox rows to their channels: mark ``sending``, call, record the result.
+            record: bool = True, claimed: list[Claimed] = ()) -> list[dict]:
+    """Hand outbox rows to their channels: ``pending`` ones (``outbox_ids``) are marked
+    ``sending`` first; ``claimed`` ones were written as ``sending`` by the engine's committed
+    transaction. Then call the channels and record the results.
 
     ``built`` are messages just written to these rows, by key; the others are read from their rows.
     With ``record=False`` the results are returned instead of written, for the caller to write
     with :func:`record_results` at the start of its next transaction (the engine's, which moves
     the runs on): until then the rows stay ``sending``, as after a crash during the call.
     """
-    # One statement claims the rows: only those still pending (a duplicate batch
-    # message, or a concurrent retry, finds nothing left to send).
     t = OUTBOX
     built = built or {}
-    with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            update(t).where(among(session, t.c.id, outbox_ids), t.c.status == "pending")
-            .values(status="sending", attempts=t.c.attempts + 1)
-            .returning(t.c.id, t.c.key, t.c.channel, t.c.attempts)
-        ).all()
-        unbuilt = [r.id for r in rows if r.key not in built]
-        payloads = dict(session.execute(select(t.c.id, t.c.payload).where(among(session, t.c.id, unbuilt))).all()
-                        ) if unbuilt else {}
+    rows: list = list(claimed)
+    unbuilt = [r.id for r in rows if r.key not in built]
+    if outbox_ids or unbuilt:
+        with transaction(runtime.sessions) as session:
+            if outbox_ids:
+                # One statement claims the rows: only those still pending (a duplicate batch
+                # message, or a concurrent retry, finds nothing left to send).
+                rows += session.execute(
+                    update(t).where(among(session, t.c.id, outbox_ids), t.c.status == "pending")
+                    .values(status="sending", attempts=t.c.attempts + 1)
+                    .returning(t.c.id, t.c.key, t.c.channel, t.c.attempts)
+                ).all()
+                unbuilt = [r.id for r in rows if r.key not in built]
+            payloads = dict(session.execute(select(t.c.id, t.c.payload).where(among(session, t.c.id, unbuilt))).all()
+                            ) if unbuilt else {}
     if not rows:
         return []
     by_channel: dict[str, list] = {}
@@ -312,4 +337,4 @@ def _cost(channel, message: OutboundMessage) -> Decimal:
         return Decimal(0)
 
 
-__all__ = ["handle_send", "deliver", "record_results", "outbox_key", "run_async"]
+__all__ = ["handle_send", "Claimed", "deliver", "record_results", "outbox_key", "run_async"]
