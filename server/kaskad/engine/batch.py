@@ -18,7 +18,7 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -216,8 +216,7 @@ def _lock_runs(session: Session, ids: list[int], token: int) -> list[Run]:
         among(session, t.id, ids), t.status == "claimed", t.claim == token)
     if session.get_bind().dialect.name == "postgresql":
         q = q.order_by(t.id).with_for_update()
-    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at.astimezone(timezone.utc), attempts,
-                dict(context or {}))
+    return [Run(rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, dict(context or {}))
             for rid, flow_id, version_id, contact_id, node_id, entered_at, attempts, context in fetch_rows(session, q)]
 
 

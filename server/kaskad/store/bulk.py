@@ -70,17 +70,19 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict], key: str =
 def fetch_rows(session: Session, stmt) -> list[tuple]:
     """The rows of a Core ``SELECT`` as plain tuples.
 
-    On PostgreSQL the statement, compiled by SQLAlchemy, runs on the session's psycopg
-    cursor: the values are what psycopg loads (``jsonb`` as Python objects, ``timestamptz``
-    aware), without SQLAlchemy's per-row result processing, which cost the engine more than
-    the statements for a batch's runs and contacts. Elsewhere: ``session.execute``.
+    On PostgreSQL the rows are taken from psycopg's cursor as it loaded them (``jsonb`` as
+    Python objects, ``timestamptz`` aware), skipping SQLAlchemy's per-row result processing,
+    which cost the engine more than the statements for a batch's runs and contacts (the
+    statement itself still goes through SQLAlchemy's compiled cache). Elsewhere the rows
+    need SQLAlchemy's types (SQLite keeps JSON and datetimes as text).
     """
+    result = session.execute(stmt)
     if session.get_bind().dialect.name == "postgresql":
-        compiled = stmt.compile(dialect=session.get_bind().dialect)
-        with driver_cursor(session) as cur:
-            cur.execute(compiled.string, compiled.params)
-            return cur.fetchall()
-    return [tuple(r) for r in session.execute(stmt)]
+        try:
+            return result.cursor.fetchall()
+        finally:
+            result.close()
+    return [tuple(r) for r in result]
 
 
 def among(session: Session, column, values: Sequence[Any]):
