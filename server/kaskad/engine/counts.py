@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from kaskad.engine.models import NodeCount
+from kaskad.store.bulk import bulk_insert
 
 
 def add_counts(session: Session, deltas: Iterable[tuple[int, str, str, int]], now: datetime) -> None:
@@ -18,5 +18,4 @@ def add_counts(session: Session, deltas: Iterable[tuple[int, str, str, int]], no
     for version_id, node_id, port, n in deltas:
         merged[(version_id, node_id, port)] += n
     rows = [{"flow_version_id": v, "node_id": nd, "port": p, "n": n, "at": now} for (v, nd, p), n in sorted(merged.items()) if n]
-    if rows:
-        session.execute(insert(NodeCount), rows)
+    bulk_insert(session, NodeCount.__table__, rows)  # one statement, not one per row
