@@ -27,7 +27,7 @@ def test_entry_event_contact_and_award_data_reach_the_template(runtime, engine, 
     run = run_of(runtime, ann)
     assert run.status == "exited"
     assert texts("ann") == ["Hi Ann, thanks for the newsletter: a free coffee (a free coffee) from welcome"]
-    assert noop.AWARDED == [f"run:{run.id}:gift"]
+    assert list(noop.AWARDED) == [f"run:{run.id}:gift"]
     [row] = outbox(runtime)
     assert (row.key, row.node_id, row.channel, row.status, row.sent_at) == (f"run:{run.id}:mail", "mail", "test", "sent", T0)
     journeys = api.get("/api/v1/contacts/ann").json()["journeys"]
