@@ -11,7 +11,7 @@ row is the proof of what was decided:
   skipped: a ``skipped`` row with the reason, the run moves on; delayed: the run waits.
 - ``pending`` (the provider asked to try again): hand it over once more, claiming
   it as ``sending`` first, or wait for the retry if it was just tried.
-- ``sending``: a process died during the provider call. Channels whose
+- ``sending``: a process died during the provider call (or just before it). Channels whose
   provider deduplicates on our key (``Channel.idempotent = True``) get it again;
   for the others it becomes ``unknown`` and is not resent: at most once.
 - ``sent``, ``skipped``, ``unknown``: settled, the run moves on (or to the
