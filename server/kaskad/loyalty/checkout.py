@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from msgspec import Meta
@@ -82,8 +82,9 @@ def contact_of(session, external_id: str | None) -> tuple[int | None, bool]:
 
 
 def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.ProgramRules, paid: Decimal,
-              subtotal: Decimal, at: datetime, offers: list | None = None) -> dict:
-    """The points an order earns; ``offers`` are the contact's cashback codes (read here when None)."""
+              subtotal: Decimal, at: datetime, offers: list | None = None, spend: Decimal | None = None) -> dict:
+    """The points an order earns; ``offers`` are the contact's cashback codes and ``spend`` its
+    spend in the tier window (each read here when None)."""
     acc = rules.accrual
     out: dict[str, Any] = {"points": "0", "details": [], "not_applied": []}
     if contact_id is None:
@@ -100,7 +101,7 @@ def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.Progra
             continue
         mult = acc.category_multipliers.get(item.category or "", Decimal(1))
         base += item.price * item.quantity * ratio * acc.points_per_unit * mult
-    prog = tiers.progress(session, contact_id, rules, at)
+    prog = tiers.progress(session, contact_id, rules, at, spend=spend)
     tier_mult = Decimal(prog["multiplier"])
     base *= tier_mult
     out["details"].append({"rule": "accrual", "tier": prog["tier"], "multiplier": num(tier_mult),
@@ -127,17 +128,67 @@ def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.Progra
     return out
 
 
-def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-            offers: bool = True, lots_read: list | None = None) -> tuple[dict, dict]:
-    """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``).
-    ``offers`` false: the contact is known to have no cashback offers. ``lots_read``: the live
-    lots to spend from, read already without ``lock`` (the optimistic redeem checks them as it writes)."""
+class Facts(NamedTuple):
+    """What a checkout's decision reads from the database, read before deciding: the sync
+    path (:func:`read_facts`) and the asynchronous one (:mod:`kaskad.loyalty.checkout_async`)
+    read the same facts, and :func:`decide` turns them into the quote and plan alike."""
+
+    rules: program.ProgramRules
+    found: dict[str, Any]  # the entered codes that exist, by code
+    cashback: list  # the contact's cashback offers
+    lots: list | None  # live lots, soonest-expiring first (redeem spends from these)
+    balance: Decimal | None  # the live balance (a quote reads only this)
+    uses: dict[int, int]  # code id → this contact's uses, for codes limited per customer
+    spend: Decimal | None  # the contact's spend in the tier window (None without tiers or contact)
+
+
+def validate(cart: Cart) -> None:
     for i, item in enumerate(cart.items):
         if item.price < 0 or item.quantity <= 0:
             raise LoyaltyError("invalid_cart", f"items[{i}]: price must not be negative and quantity must be positive", 422)
     if cart.points < 0:
         raise LoyaltyError("invalid_cart", "points: must not be negative", 422)
+
+
+def entered_codes(cart: Cart) -> list[str]:
+    return sorted({codes_mod.normalise(c) for c in cart.codes})
+
+
+def needs_balance(cart: Cart, contact_id: int | None) -> bool:
+    return contact_id is not None and whole_points(cart.points) > 0
+
+
+def read_facts(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
+               offers: bool = True, lots_read: list | None = None) -> Facts:
+    """The facts for :func:`decide`. Locks when ``lock``: the counted codes entered, then
+    the lots are read under the account lock the caller holds. ``offers`` false: the contact
+    is known to have no cashback offers. ``lots_read``: the live lots read already, without
+    ``lock`` (the optimistic redeem checks them as it writes)."""
     rules = program.load(session)
+    found, cashback = store.codes_and_offers(session, entered_codes(cart), contact_id, lock=lock, offers=offers)
+    uses = {code.id: codes_mod.uses_by(session, code.id, contact_id) for code in found.values()
+            if code.per_customer_limit is not None and contact_id is not None}
+    lots, balance = None, None
+    if needs_balance(cart, contact_id):
+        if lock or lots_read is not None:  # redeem spends from these lots; the account lock keeps them as read
+            lots = lots_read if lots_read is not None else store.live_lots(session, contact_id, at)
+        else:
+            balance = store.balance(session, contact_id, at)
+    spend = tiers.spend_in_window(session, contact_id, rules, at) if rules.tiers and contact_id is not None else None
+    return Facts(rules, found, cashback, lots, balance, uses, spend)
+
+
+def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
+            offers: bool = True, lots_read: list | None = None) -> tuple[dict, dict]:
+    """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``);
+    see :func:`read_facts` for the arguments."""
+    validate(cart)
+    return decide(cart, read_facts(session, cart, contact_id, at, lock, offers, lots_read), contact_id, at)
+
+
+def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tuple[dict, dict]:
+    """The quote and the plan from the cart and the facts read for it; reads nothing."""
+    rules = facts.rules
     st = rules.stacking
     subtotal = money(sum((i.price * i.quantity for i in cart.items), ZERO))
     cap = money(subtotal * st.max_discount_percent / 100)
@@ -148,11 +199,11 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
     step_at = at
     if cart.quoted_at is not None and at - QUOTE_HOLD <= cart.quoted_at <= at:
         step_at = cart.quoted_at
-    entered = sorted({codes_mod.normalise(c) for c in cart.codes})
-    found, cashback = store.codes_and_offers(session, entered, contact_id, lock=lock, offers=offers)
-    for raw in entered:
+    found, cashback = facts.found, facts.cashback
+    for raw in entered_codes(cart):
         code = found.get(raw)
-        reason = codes_mod.why_not(session, code, contact_id, subtotal, step_at if code and code.kind == "melting" else at)
+        reason = codes_mod.why_not(None, code, contact_id, subtotal, step_at if code and code.kind == "melting" else at,
+                                   uses=facts.uses.get(code.id, 0) if code is not None else None)
         if reason:
             rejected.append({"code": raw, "reason": reason})
             continue
@@ -202,11 +253,11 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
             rejected.append({"points": num(cart.points), "reason": "no customer on the order: no points to spend"})
             spend = ZERO
         else:
-            if lock or lots_read is not None:  # redeem spends from these lots; the account lock keeps them as read
-                lots = lots_read if lots_read is not None else store.live_lots(session, contact_id, at)
+            if facts.lots is not None:
+                lots = facts.lots
                 balance = sum((lot.remaining for lot in lots), ZERO)
             else:
-                balance = store.balance(session, contact_id, at)
+                balance = facts.balance
             points_info["balance"] = num(balance)
             limit_money = min(money(running * st.max_points_percent / 100), cap - total_discount)
             limit = whole_points(limit_money / st.point_value)
@@ -231,7 +282,7 @@ def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: boo
         gifts.append({"code": card.code, "amount": str(money(used)), "balance_after": str(money(card.balance - used))})
         running -= used
     paid_money = net  # gift cards were bought with money: they earn like money
-    earn = _earn_for(session, cart, contact_id, rules, paid_money, subtotal, at, cashback)
+    earn = _earn_for(None, cart, contact_id, rules, paid_money, subtotal, at, cashback, facts.spend)
     if referral is not None:
         earn["referral"] = {"code": referral.code, **referral.details}
     quote = {

@@ -142,8 +142,10 @@ def uses_by(session, code_id: int, contact_id: int) -> int:
     )
 
 
-def why_not(session, code: LoyaltyCode | None, contact_id: int | None, subtotal: Decimal, at: datetime) -> str | None:
-    """The reason a code cannot be used now by this contact, or None when it can."""
+def why_not(session, code: LoyaltyCode | None, contact_id: int | None, subtotal: Decimal, at: datetime,
+            uses: int | None = None) -> str | None:
+    """The reason a code cannot be used now by this contact, or None when it can. ``uses``:
+    the contact's uses of a code limited per customer, read by the caller (else read here)."""
     if code is None:
         return "unknown code"
     if code.kind == "cashback":
@@ -166,7 +168,7 @@ def why_not(session, code: LoyaltyCode | None, contact_id: int | None, subtotal:
     if code.per_customer_limit is not None:
         if contact_id is None:
             return "this code is limited per customer; identify the customer"
-        if uses_by(session, code.id, contact_id) >= code.per_customer_limit:
+        if (uses if uses is not None else uses_by(session, code.id, contact_id)) >= code.per_customer_limit:
             return f"this customer has used this code {code.per_customer_limit} time(s) already"
     if code.kind == "gift_card" and (code.balance or 0) <= 0:
         return "the gift card is empty"
