@@ -339,9 +339,8 @@ def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
         return first
     q, plan = compute(session, req, contact_id, now, lock=not optimistic, offers=offers,
                       lots_read=lots if optimistic and contact_id is not None else None)
-    if optimistic and (q["rejected"] or any(
-            c.per_customer_limit is not None for c in [*plan["codes"], *plan["gift_cards"], plan["referral"]] if c)):
-        return None  # the locked redeem refuses for sure, or counts the customer's uses under its lock
+    if optimistic and optimistic_declines(q, plan):
+        return None
     if q["rejected"]:
         # The lock may have waited on a first call with this key: its answer stands.
         first = store.stored_result(session, key)
@@ -349,31 +348,8 @@ def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
             return first
         raise LoyaltyError("not_redeemable", "; ".join(
             f"{r.get('code', 'points')}: {r['reason']}" for r in q["rejected"]))
-    spends, left = [], plan["spend"]
-    for lot in plan["lots"]:  # soonest-expiring first
-        if left <= 0:
-            break
-        part = min(lot.remaining, left)
-        spends.append({"lot": lot.id, "part": part})
-        left -= part
-    if left > 0:  # compute() never offers more than the live lots hold
-        raise LoyaltyError("insufficient_points", f"{left} points more than the balance were asked")
-    if plan["spend"] > 0:
-        q["points"]["lots"] = [[s["lot"], num(s["part"])] for s in spends]
-    taken = [(c, Decimal(d["amount"])) for c, d in zip(plan["codes"], plan["discounts"])]
-    taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
-    if plan["referral"] is not None:
-        taken.append((plan["referral"], ZERO))
-    result = {"status": "reserved", **q}
-    res_id = store.write_redeem(session, {
-        "key": req.idempotency_key, "op_key": key, "contact_id": contact_id, "order_ref": req.order_id, "quote": q,
-        "result": result, "net": plan["net"], "points_spent": plan["spend"],
-        "reason": f"checkout {req.idempotency_key}"[:120], "now": now, "spends": spends,
-        "uses": [{"code_id": c.id, "amount": amount} for c, amount in taken],
-        "counted": [{"code_id": c.id, "taken": amount if c.kind == "gift_card" else ZERO, "uses": c.uses,
-                     "balance": c.balance} for c, amount in taken if codes_mod.counted(c)],
-        "remaining": {lot.id: lot.remaining for lot in plan["lots"]} if optimistic else None,
-    })
+    result, write = redemption(req, key, contact_id, q, plan, now, optimistic)
+    res_id = store.write_redeem(session, write)
     if res_id is None and optimistic:
         return None
     if res_id is None:  # a first call with this key committed while this one computed
@@ -382,6 +358,45 @@ def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
             raise LoyaltyError("idempotency_conflict", f"reservation key {req.idempotency_key!r} is taken")
         return first
     return {"reservation": res_id, **result}
+
+
+def optimistic_declines(q: dict, plan: dict) -> bool:
+    """The optimistic redeem leaves this to the locked one: it refuses for sure, or must count
+    the customer's uses of a code limited per customer under its lock."""
+    return bool(q["rejected"]) or any(
+        c.per_customer_limit is not None for c in [*plan["codes"], *plan["gift_cards"], plan["referral"]] if c)
+
+
+def redemption(req: Redeem, key: str, contact_id: int | None, q: dict, plan: dict, now: datetime,
+               optimistic: bool) -> tuple[dict, dict]:
+    """The answer a redeem stores and the arguments of :func:`checkout_store.write_redeem`
+    for the plan :func:`decide` made: which lots the points come from (soonest-expiring first),
+    the code uses, and the counted codes with the state they were read in."""
+    spends, left = [], plan["spend"]
+    for lot in plan["lots"]:  # soonest-expiring first
+        if left <= 0:
+            break
+        part = min(lot.remaining, left)
+        spends.append({"lot": lot.id, "part": part})
+        left -= part
+    if left > 0:  # decide() never offers more than the live lots hold
+        raise LoyaltyError("insufficient_points", f"{left} points more than the balance were asked")
+    if plan["spend"] > 0:
+        q["points"]["lots"] = [[s["lot"], num(s["part"])] for s in spends]
+    taken = [(c, Decimal(d["amount"])) for c, d in zip(plan["codes"], plan["discounts"])]
+    taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
+    if plan["referral"] is not None:
+        taken.append((plan["referral"], ZERO))
+    result = {"status": "reserved", **q}
+    return result, {
+        "key": req.idempotency_key, "op_key": key, "contact_id": contact_id, "order_ref": req.order_id, "quote": q,
+        "result": result, "net": plan["net"], "points_spent": plan["spend"],
+        "reason": f"checkout {req.idempotency_key}"[:120], "now": now, "spends": spends,
+        "uses": [{"code_id": c.id, "amount": amount} for c, amount in taken],
+        "counted": [{"code_id": c.id, "taken": amount if c.kind == "gift_card" else ZERO, "uses": c.uses,
+                     "balance": c.balance} for c, amount in taken if codes_mod.counted(c)],
+        "remaining": {lot.id: lot.remaining for lot in plan["lots"]} if optimistic else None,
+    }
 
 
 def redeem_now(engine, req: Redeem) -> dict:

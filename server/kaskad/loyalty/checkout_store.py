@@ -235,25 +235,7 @@ def write_redeem(session, r: dict) -> int | None:
     if checked and pg is None:
         raise ValueError("the optimistic redeem's checked write is PostgreSQL's")
     if pg is not None:
-        params = []
-        if checked:
-            if r["contact_id"] is not None:
-                params.append(r["contact_id"])
-            for s in r["spends"]:
-                params += (s["lot"], r["remaining"][s["lot"]])
-            for c in r["counted"]:
-                params += (c["code_id"], c["uses"], c["balance"])
-        params += [r["key"], r["contact_id"], r["order_ref"], _json(r["quote"]), r["net"], r["points_spent"], r["now"],
-                   r["op_key"], _json(r["result"]), r["reason"]]
-        for s in r["spends"]:
-            params += (s["lot"], s["part"])
-        for u in r["uses"]:
-            params += (u["code_id"], u["amount"])
-        for c in r["counted"]:
-            params += (c["code_id"], c["taken"])
-        sql = _pg_redeem(len(r["spends"]), len(r["uses"]), len(r["counted"]),
-                         checked=checked, account=r["contact_id"] is not None)
-        row = pg.execute(sql, params).fetchone()
+        row = pg.execute(*pg_write_redeem(r)).fetchone()
         return row[0] if row else None
     res_id = conn.execute(_upserts(conn.dialect.name)["reservation"], {
         "key": r["key"], "contact_id": r["contact_id"], "order_ref": r["order_ref"], "status": "reserved",
@@ -272,6 +254,29 @@ def write_redeem(session, r: dict) -> int | None:
     if r["counted"]:
         conn.execute(_COUNT_USE, r["counted"])
     return res_id
+
+
+def pg_write_redeem(r: dict) -> tuple[str, list]:
+    """:func:`write_redeem`'s one PostgreSQL statement and its parameters (the async checkout runs it too)."""
+    checked = r.get("remaining") is not None
+    params = []
+    if checked:
+        if r["contact_id"] is not None:
+            params.append(r["contact_id"])
+        for s in r["spends"]:
+            params += (s["lot"], r["remaining"][s["lot"]])
+        for c in r["counted"]:
+            params += (c["code_id"], c["uses"], c["balance"])
+    params += [r["key"], r["contact_id"], r["order_ref"], _json(r["quote"]), r["net"], r["points_spent"], r["now"],
+               r["op_key"], _json(r["result"]), r["reason"]]
+    for s in r["spends"]:
+        params += (s["lot"], s["part"])
+    for u in r["uses"]:
+        params += (u["code_id"], u["amount"])
+    for c in r["counted"]:
+        params += (c["code_id"], c["taken"])
+    return _pg_redeem(len(r["spends"]), len(r["uses"]), len(r["counted"]),
+                      checked=checked, account=r["contact_id"] is not None), params
 
 
 def _json(value) -> str:
