@@ -178,7 +178,7 @@ def main() -> int:
     p.add_argument("--statements", action="store_true",
                    help="print the PostgreSQL statements of each measured run by time (pg_stat_statements)")
     args = p.parse_args()
-    pg = PostgresServer().start(durable=args.durable, settings={"shared_preload_libraries": "pg_stat_statements"}
+    pg = PostgresServer().start(durable=args.durable, settings={"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on"}
                                 if args.statements else None)
     servers: list[subprocess.Popen] = []
     try:

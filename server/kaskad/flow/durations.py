@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ class DurationError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=1024)  # flows and programs reuse a handful of texts; a Duration is frozen
 def parse_duration(text: str) -> Duration:
     m = _RE.match(text or "")
     if not m:
