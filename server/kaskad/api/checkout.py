@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException
 from sqlalchemy.exc import OperationalError
 
 from kaskad.api.auth import INTEGRATOR
+from kaskad.api.threads import checkout_threads
 from kaskad.loyalty import checkout
 from kaskad.loyalty.ledger import LoyaltyError
 from kaskad.runtime import Runtime
@@ -50,37 +51,38 @@ def run(runtime: Runtime, fn, *args, read_only: bool = False, core: bool = False
     raise AssertionError("unreachable")
 
 
-_post = functools.partial(post, guards=[INTEGRATOR], status_code=200, sync_to_thread=True, tags=["checkout"])
+_post = functools.partial(post, guards=[INTEGRATOR], status_code=200, tags=["checkout"])
+_thread = checkout_threads.run  # async handlers: their blocking work hops to a thread cheaper than sync_to_thread
 
 
 @_post("/checkout/quote")
-def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
+async def quote(runtime: Runtime, data: checkout.Cart) -> dict[str, Any]:
     """What this cart would get: discounts, points spent and earned, gift cards, and what did not apply."""
-    return run(runtime, checkout.quote, data, read_only=True, core=True)  # a dry run: nothing to commit
+    return await _thread(run, runtime, checkout.quote, data, read_only=True, core=True)  # a dry run: nothing to commit
 
 
 @_post("/checkout/redeem")
-def redeem(runtime: Runtime, data: checkout.Redeem) -> dict[str, Any]:
+async def redeem(runtime: Runtime, data: checkout.Redeem) -> dict[str, Any]:
     """Reserve the quote's discounts, points and gift-card money under ``idempotency_key``."""
-    return run(runtime, checkout.redeem_now, data, engine=True)
+    return await _thread(run, runtime, checkout.redeem_now, data, engine=True)
 
 
 @_post("/checkout/confirm")
-def confirm(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
+async def confirm(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
     """The order was paid: code uses become final, the order's points are earned."""
-    return run(runtime, checkout.confirm, data.reservation)
+    return await _thread(run, runtime, checkout.confirm, data.reservation)
 
 
 @_post("/checkout/cancel")
-def cancel(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
+async def cancel(runtime: Runtime, data: checkout.Confirm) -> dict[str, Any]:
     """The order was not paid: points, code uses and gift-card money go back."""
-    return run(runtime, checkout.cancel, data.reservation)
+    return await _thread(run, runtime, checkout.cancel, data.reservation)
 
 
 @_post("/checkout/refund")
-def refund(runtime: Runtime, data: checkout.Refund) -> dict[str, Any]:
+async def refund(runtime: Runtime, data: checkout.Refund) -> dict[str, Any]:
     """Refund all or part of a confirmed order, reversing what it earned and spent in proportion."""
-    return run(runtime, checkout.refund, data)
+    return await _thread(run, runtime, checkout.refund, data)
 
 
 routes = [quote, redeem, confirm, cancel, refund]
