@@ -246,3 +246,17 @@ def test_a_cashback_offer_applies_without_a_code_and_only_to_its_owner(api, runt
     assert q["earn"]["points"] == "2"  # 50 x 0.05, no cashback for jan
     with transaction(runtime.sessions) as s:
         assert check_invariants(s, with_offer) == 0 and check_invariants(s, without) == 0
+
+
+def test_many_codes_entered_each_get_an_answer_and_offers_still_apply(api, runtime):
+    # Up to eight entered codes are read with one parameter each, more as one array: both, with an offer.
+    cid = contact(runtime.sessions, "kim")
+    award(runtime, "cashback", cid, {"percent": 10, "valid_for": "P14D"}, "run:kim")
+    assert api.post("/api/v1/loyalty/promo-codes", role="marketer", json={"code": "TEN", "percent": 10}).status_code == 201
+    cart = {"currency": "EUR", "items": [{"sku": "A", "price": "50.00"}], "contact": "kim"}
+    for unknown in (2, 11):
+        codes = ["ten"] + [f"NOPE{i}" for i in range(unknown)]
+        q = api.post("/api/v1/checkout/quote", role="integrator", json={**cart, "codes": codes}).json()
+        assert [d["code"] for d in q["discounts"]] == ["TEN"], q
+        assert sorted(r["code"] for r in q["rejected"]) == sorted(f"NOPE{i}" for i in range(unknown))
+        assert [d["rule"] for d in q["earn"]["details"]] == ["accrual", "cashback"]
