@@ -5,7 +5,7 @@ seeds contacts with points and personal promo codes, then drives quote and redee
 (3–8 item carts, points, codes) from concurrent clients and prints calls per second.
 
     .venv/bin/python bench/loyalty.py [--contacts 2000] [--clients 16] [--seconds 15] [--servers 1] [--workers 2]
-                                      [--no-durable] [--statements]
+                                      [--no-durable] [--statements] [--calls quote,redeem]
 
 PostgreSQL runs durable as in production (fsync, synchronous_commit and full_page_writes
 on: a redeem's commit waits for its WAL on disk); ``--no-durable`` runs it as the tests do.
@@ -148,19 +148,26 @@ def drive(ports: list[int], reqs: list[list[bytes]], seconds: float) -> tuple[in
     return tally["ok"], tally["bad"], sorted(tally["lat"])
 
 
+_sessions = [0]
+
+
 def statements(pg: PostgresServer, what: str, calls: int = 1) -> None:
     """Reset pg_stat_statements, or print the statements since by time, per measured call."""
     import psycopg
 
     with psycopg.connect(f"host=127.0.0.1 port={pg.port} user={pg.user} dbname=bench", autocommit=True) as conn:
+        sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'bench'").fetchone()[0]
         if what == "reset":
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("SELECT pg_stat_statements_reset()")
+            _sessions[0] = sessions
             return
         rows = conn.execute(
             "SELECT calls, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') "
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench') "
             "ORDER BY total_exec_time + total_plan_time DESC LIMIT 15").fetchall()
+    # a connection opened during the run is a PostgreSQL backend started (and its statements planned afresh)
+    print(f"{'':18s} database connections opened during the run: {sessions - _sessions[0] - 1}")
     print(f"{'':18s} statements per call, µs exec + plan per call: calls/call, exec, plan, statement")
     for n, exec_ms, plan_ms, query in rows:
         print(f"{'':18s} {n / calls:5.2f} {exec_ms * 1000 / calls:7.0f} {plan_ms * 1000 / calls:6.0f}  {query[:120]}")
@@ -175,6 +182,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="worker processes of each kaskad serve (--workers)")
     p.add_argument("--no-durable", dest="durable", action="store_false",
                    help="PostgreSQL without fsync and synchronous_commit, as the tests run it (not production)")
+    p.add_argument("--calls", default="quote,redeem", help="which calls to measure, comma-separated")
     p.add_argument("--statements", action="store_true",
                    help="print the PostgreSQL statements of each measured run by time (pg_stat_statements)")
     args = p.parse_args()
@@ -200,7 +208,7 @@ def main() -> int:
               f"({'durable: fsync and synchronous_commit on' if args.durable else 'NOT durable: fsync and synchronous_commit off'}); "
               f"{args.clients} concurrent connections, {args.seconds:.0f}s each, carts of 3-8 items, half with a personal "
               f"code, some points; load average before {os.getloadavg()[0]:.1f}")
-        for path in ("/checkout/quote", "/checkout/redeem"):
+        for path in [f"/checkout/{c.strip()}" for c in args.calls.split(",")]:
             reqs = [requests_for(path, token, ports[n % len(ports)], 3000, args.contacts, secrets.randbits(32))
                     for n in range(args.clients)]
             drive(ports, [r[:100] for r in reqs], 2)  # warm up (with keys the measured run does not send)
