@@ -88,3 +88,19 @@ def test_many_concurrent_callers_each_get_their_own_answer():
         assert asyncio.run(main()) == [i * i for i in range(500)]
     finally:
         workers.stop()
+
+
+def test_the_hop_bench_docs_loyalty_names_runs_and_prints_the_three_hops():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    assert "`bench/thread_hop.py`" in (root / "docs" / "loyalty.md").read_text()
+    r = subprocess.run([sys.executable, "bench/thread_hop.py", "--calls", "160", "--rounds", "1"], cwd=root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line.split() for line in r.stdout.splitlines() if "at once" in line]
+    assert [(row[0], row[3]) for row in rows] == [(n, hop) for n in ("1", "16") for hop in
+                                                  ("anyio.to_thread.run_sync", "loop.run_in_executor", "kaskad")]
+    assert all(float(row[-3]) > 0 for row in rows)  # CPU µs per call
