@@ -135,11 +135,11 @@ def _check_reasons(s, cid):
         if res.status == "refunded":
             assert res.points_restored == res.points_spent
             assert res.points_reversed <= res.points_earned
-        spent = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).join(Operation)
+        spent = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).join(Operation, Operation.id == LedgerEntry.operation_id)
                          .where(Operation.key == f"redeem:{res.key}"))
         assert -Decimal(spent) == res.points_spent
 
 
 def _sum(s, key):
-    return Decimal(s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).join(Operation).where(Operation.key == key)))
+    return Decimal(s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).join(Operation, Operation.id == LedgerEntry.operation_id).where(Operation.key == key)))
 

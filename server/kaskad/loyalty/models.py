@@ -51,13 +51,13 @@ class LedgerEntry(Base):
     __tablename__ = "loyalty_entries"
     __table_args__ = (Index("ix_loyalty_entries_contact", "contact_id", "id"),)
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    # No foreign keys to contacts or lots on the rows a redeem writes (here, operations, code
-    # uses, reservations): each value comes from a row the same transaction locked or wrote,
-    # contacts are never deleted, and the checks cost much of PostgreSQL's time per redeem
-    # (migration 0014). The one to the operation stays: queries join entries to it.
+    # No foreign keys on the rows a redeem writes (here, operations, code uses, reservations):
+    # each value comes from a row the same transaction locked or wrote, contacts and
+    # operations are never deleted, and the checks cost much of PostgreSQL's time per redeem
+    # (migrations 0014 and 0017). Queries join entries to their operation by the index.
     contact_id: Mapped[int] = mapped_column(BigIntPK)
     lot_id: Mapped[int] = mapped_column(BigIntPK, index=True)
-    operation_id: Mapped[int] = mapped_column(ForeignKey("loyalty_operations.id", ondelete="CASCADE"), index=True)
+    operation_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     # earn | spend | expire | reverse_earn | reverse_spend
     kind: Mapped[str] = mapped_column(String(24))
     amount: Mapped[Decimal] = mapped_column(Money)
