@@ -260,3 +260,15 @@ def test_many_codes_entered_each_get_an_answer_and_offers_still_apply(api, runti
         assert [d["code"] for d in q["discounts"]] == ["TEN"], q
         assert sorted(r["code"] for r in q["rejected"]) == sorted(f"NOPE{i}" for i in range(unknown))
         assert [d["rule"] for d in q["earn"]["details"]] == ["accrual", "cashback"]
+
+
+def test_the_code_rows_read_as_json_have_every_column_of_the_table():
+    # Quote and redeem read the codes with the contact as JSON rows (CodeRow); a column added
+    # to loyalty_codes must be added there too, or the checkout would not see it.
+    import msgspec
+
+    from kaskad.loyalty.checkout_store import CodeRow
+    from kaskad.loyalty.models import LoyaltyCode
+
+    assert CodeRow.__struct_fields__ == tuple(c.name for c in LoyaltyCode.__table__.c)
+    assert msgspec.structs.fields(CodeRow)  # a plain Struct: attribute access as on a row

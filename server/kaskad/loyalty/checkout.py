@@ -71,14 +71,15 @@ class Refund(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount: Annotated[Decimal | None, Meta(description="Absent: refund everything not refunded yet")] = None
 
 
-def contact_of(session, external_id: str | None) -> tuple[int | None, bool]:
-    """The contact's id (None without one; an unknown one is a 404) and whether it has cashback offers."""
+def contact_of(session, external_id: str | None, entered: list[str] = ()) -> tuple[int | None, bool, store.Codes | None]:
+    """The contact's id (None without one; an unknown one is a 404), whether it has cashback
+    offers, and the ``entered`` codes and the offers when read with it (see :func:`store.contact`)."""
     if external_id is None:
-        return None, False
-    cid, offers = store.contact(session, external_id)
+        return None, False, None
+    cid, offers, codes = store.contact(session, external_id, entered)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
-    return cid, offers
+    return cid, offers, codes
 
 
 def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.ProgramRules, paid: Decimal,
@@ -159,13 +160,17 @@ def needs_balance(cart: Cart, contact_id: int | None) -> bool:
 
 
 def read_facts(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-               offers: bool = True, lots_read: list | None = None) -> Facts:
+               offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None) -> Facts:
     """The facts for :func:`decide`. Locks when ``lock``: the counted codes entered, then
     the lots are read under the account lock the caller holds. ``offers`` false: the contact
     is known to have no cashback offers. ``lots_read``: the live lots read already, without
-    ``lock`` (the optimistic redeem checks them as it writes)."""
+    ``lock`` (the optimistic redeem checks them as it writes); ``codes_read``: the entered
+    codes and the offers read already, without ``lock``."""
     rules = program.load(session)
-    found, cashback = store.codes_and_offers(session, entered_codes(cart), contact_id, lock=lock, offers=offers)
+    if codes_read is not None and not lock:
+        found, cashback = codes_read
+    else:
+        found, cashback = store.codes_and_offers(session, entered_codes(cart), contact_id, lock=lock, offers=offers)
     uses = {code.id: codes_mod.uses_by(session, code.id, contact_id) for code in found.values()
             if code.per_customer_limit is not None and contact_id is not None}
     lots, balance = None, None
@@ -179,11 +184,12 @@ def read_facts(session, cart: Cart, contact_id: int | None, at: datetime, lock: 
 
 
 def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-            offers: bool = True, lots_read: list | None = None) -> tuple[dict, dict]:
+            offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None
+            ) -> tuple[dict, dict]:
     """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``);
     see :func:`read_facts` for the arguments."""
     validate(cart)
-    return decide(cart, read_facts(session, cart, contact_id, at, lock, offers, lots_read), contact_id, at)
+    return decide(cart, read_facts(session, cart, contact_id, at, lock, offers, lots_read, codes_read), contact_id, at)
 
 
 def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tuple[dict, dict]:
@@ -303,8 +309,8 @@ def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tu
 
 
 def quote(session, cart: Cart) -> dict:
-    contact_id, offers = contact_of(session, cart.contact)
-    return compute(session, cart, contact_id, clock.now(), offers=offers)[0]
+    contact_id, offers, codes = contact_of(session, cart.contact, entered_codes(cart))
+    return compute(session, cart, contact_id, clock.now(), offers=offers, codes_read=codes)[0]
 
 
 def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
@@ -329,16 +335,17 @@ def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:
     if req.contact is None:
         contact_id, first, offers = None, store.stored_result(session, key), False
     elif optimistic:
-        found = store.read_contact(session, req.contact, key, now if req.points > 0 else None)
+        found = store.read_contact(session, req.contact, key, now if req.points > 0 else None, entered_codes(req))
         if found is None:  # no such contact (the locked redeem says so) or no account yet
             return None
-        contact_id, first, offers, lots = found
+        contact_id, first, offers, lots, codes = found
     else:
         contact_id, first, offers = store.lock_contact(session, req.contact, key)
     if first is not None:
         return first
     q, plan = compute(session, req, contact_id, now, lock=not optimistic, offers=offers,
-                      lots_read=lots if optimistic and contact_id is not None else None)
+                      lots_read=lots if optimistic and contact_id is not None else None,
+                      codes_read=codes if optimistic and contact_id is not None else None)
     if optimistic and optimistic_declines(q, plan):
         return None
     if q["rejected"]:

@@ -113,32 +113,38 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None,
         row = conn.execute(_LOCK_CONTACT, {"ext": external_id, "key": key}).first()
     if row is not None:
         return row[0], row[1], row[2]
-    cid, offers = contact(session, external_id)
+    cid, offers, _ = contact(session, external_id)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
     conn.execute(_upserts(conn.dialect.name)["account"], {"cid": cid})  # the first loyalty call for this contact
     return cid, stored_result(session, key), offers
 
 
-def read_contact(session, external_id: str, key: str, now: datetime | None = None
-                 ) -> tuple[int, dict | None, bool, list[Lot] | None] | None:
+def read_contact(session, external_id: str, key: str, now: datetime | None = None, entered: list[str] = ()
+                 ) -> tuple[int, dict | None, bool, list[Lot] | None, Codes | None] | None:
     """What :func:`lock_contact` returns, without the lock, and with ``now`` the live lots at
-    ``now`` as :func:`live_lots` reads them (in the same statement on PostgreSQL); None when
-    the customer or its account does not exist (the optimistic redeem leaves both to the locked one)."""
+    ``now`` as :func:`live_lots` reads them; None when the customer or its account does not
+    exist (the optimistic redeem leaves both to the locked one). On PostgreSQL one statement
+    also reads the ``entered`` codes and the offers, as :func:`codes_and_offers` returns them
+    without a lock; elsewhere that last item is None (the caller reads them)."""
     conn = _conn(session)
     pg = _pg(conn)
     if pg is None:
         row = conn.execute(_READ_CONTACT, {"ext": external_id, "key": key}).first()
         if row is None:
             return None
-        return row[0], row[1], row[2], live_lots(session, row[0], now) if now is not None else None
+        return row[0], row[1], row[2], live_lots(session, row[0], now) if now is not None else None, None
+    codes_sql, codes_params = _pg_codes_of_contact(entered)
     if now is None:
-        row = pg.execute(_PG["read_contact"], (key, external_id)).fetchone()
-        return (row[0], row[1], row[2], None) if row is not None else None
-    row = pg.execute(_PG["read_contact_lots"], (key, now, now, external_id)).fetchone()
+        row = pg.execute(_pg_read_contact(codes_sql, lots=False), (key, *codes_params, external_id)).fetchone()
+        lots = None
+    else:
+        row = pg.execute(_pg_read_contact(codes_sql, lots=True), (key, *codes_params, now, now, external_id)).fetchone()
+        lots = [Lot(i, r) for i, r in zip(row[3] or [], row[4] or [])] if row is not None else None
     if row is None:
         return None
-    return row[0], row[1], row[2], [Lot(i, r) for i, r in zip(row[3] or [], row[4] or [])]
+    codes = _split_codes(row[2], entered, row[0])
+    return row[0], row[1], bool(codes[1]), lots, codes
 
 
 class Lot(NamedTuple):
@@ -146,15 +152,56 @@ class Lot(NamedTuple):
     remaining: Decimal
 
 
-def contact(session, external_id: str) -> tuple[int | None, bool]:
-    """The contact's id by external id (None if unknown), and whether it has cashback offers."""
+def contact(session, external_id: str, entered: list[str] = ()) -> tuple[int | None, bool, Codes | None]:
+    """The contact's id by external id (None if unknown), whether it has cashback offers,
+    and on PostgreSQL, read in the same statement, the ``entered`` codes and the offers as
+    :func:`codes_and_offers` returns them without a lock (None elsewhere)."""
     conn = _conn(session)
     pg = _pg(conn)
-    if pg is not None:
-        row = pg.execute(_PG["contact"], (external_id,)).fetchone()
-    else:
+    if pg is None:
         row = conn.execute(_CONTACT, {"ext": external_id}).first()
-    return (row[0], row[1]) if row else (None, False)
+        return (row[0], row[1], None) if row else (None, False, None)
+    codes_sql, codes_params = _pg_codes_of_contact(entered)
+    row = pg.execute(_pg_contact(codes_sql), (*codes_params, external_id)).fetchone()
+    if row is None:
+        return None, False, None
+    codes = _split_codes(row[1], entered, row[0])
+    return row[0], bool(codes[1]), codes
+
+
+class CodeRow(msgspec.Struct, frozen=True):
+    """A ``loyalty_codes`` row read as JSON with the contact (same names and values as the table's columns)."""
+    id: int
+    code: str
+    kind: str
+    contact_id: int | None
+    batch: str | None
+    percent: Decimal | None
+    balance: Decimal | None
+    max_uses: int | None
+    uses: int
+    per_customer_limit: int | None
+    combinable: bool
+    min_order: Decimal | None
+    valid_from: datetime
+    valid_until: datetime | None
+    details: dict
+    steps_announced: int
+    created_at: datetime
+
+
+#: (the entered codes that exist, by code; the contact's cashback offers)
+Codes = tuple[dict[str, Any], list[Any]]
+_code_rows = msgspec.json.Decoder(list[CodeRow] | None)
+
+
+def _split_codes(doc: bytes | str | None, entered: list[str], contact_id: int) -> Codes:
+    rows = _code_rows.decode(doc) if doc is not None else None
+    if not rows:
+        return {}, []
+    wanted = set(entered)
+    return ({r.code: r for r in rows if r.code in wanted},
+            [r for r in rows if r.kind == "cashback" and r.contact_id == contact_id])
 
 
 def stored_result(session, key: str) -> dict | None:
@@ -292,17 +339,6 @@ _PG = {
     "lock_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
                     "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s "
                     "FOR UPDATE OF a",
-    "read_contact": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), {_PG_OFFERS} "
-                    "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s",
-    # the live lots as two arrays in the order live_lots reads them
-    "read_contact_lots": f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), "
-                         f"{_PG_OFFERS}, lots.ids, lots.remaining "
-                         "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id LEFT JOIN LATERAL ("
-                         "SELECT array_agg(id ORDER BY expires_at ASC NULLS LAST, id) AS ids, "
-                         "array_agg(remaining ORDER BY expires_at ASC NULLS LAST, id) AS remaining "
-                         f"FROM loyalty_lots WHERE {_LIVE_SQL.replace('CAST(%s AS bigint)', 'a.contact_id')}) AS lots ON true "
-                         "WHERE c.external_id = %s",
-    "contact": f"SELECT c.id, {_PG_OFFERS} FROM contacts c WHERE c.external_id = %s",
     "result": "SELECT result FROM loyalty_operations WHERE key = %s",
     "lock_codes": f"SELECT {_CODE_COLUMNS} FROM loyalty_codes WHERE id = ANY(CAST(%s AS bigint[])) ORDER BY id FOR UPDATE",
     "live_lots": f"SELECT id, remaining FROM loyalty_lots WHERE {_LIVE_SQL} ORDER BY expires_at ASC NULLS LAST, id",
@@ -333,6 +369,44 @@ def _pg_codes(entered: list[str], contact_id: int | None) -> tuple[str, list]:
 
 
 _FEW_CODES = 8
+
+
+def _pg_codes_of_contact(entered: list[str]) -> tuple[str, list]:
+    """The condition on ``loyalty_codes k`` for the entered codes and the offers of the contact
+    ``c`` (the statement's), and its parameters."""
+    if not entered:
+        return "", []
+    if len(entered) <= _FEW_CODES:
+        return "k." + _codes_in(len(entered)) + " OR ", list(entered)
+    return "k.code = ANY(CAST(%s AS text[])) OR ", [list(entered)]
+
+
+@functools.cache
+def _pg_codes_json(codes_sql: str) -> str:
+    """The entered codes and the offers as a JSON array of rows (NULL when there are none)."""
+    return (f"CAST((SELECT json_agg(k) FROM loyalty_codes k WHERE {codes_sql}"
+            "(k.contact_id = c.id AND k.kind = 'cashback')) AS text)")  # text: decoded here, not by the driver
+
+
+@functools.cache
+def _pg_read_contact(codes_sql: str, lots: bool) -> str:
+    """:func:`read_contact`'s statement: the account, the key's stored result, the codes as
+    JSON and with ``lots`` the live lots as two arrays, in the order :func:`live_lots` reads them."""
+    head = (f"SELECT a.contact_id, (SELECT o.result FROM loyalty_operations o WHERE o.key = %s), "
+            f"{_pg_codes_json(codes_sql)}")
+    if not lots:
+        return head + " FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id WHERE c.external_id = %s"
+    return (head + ", lots.ids, lots.remaining "
+            "FROM loyalty_accounts a JOIN contacts c ON c.id = a.contact_id LEFT JOIN LATERAL ("
+            "SELECT array_agg(id ORDER BY expires_at ASC NULLS LAST, id) AS ids, "
+            "array_agg(remaining ORDER BY expires_at ASC NULLS LAST, id) AS remaining "
+            f"FROM loyalty_lots WHERE {_LIVE_SQL.replace('CAST(%s AS bigint)', 'a.contact_id')}) AS lots ON true "
+            "WHERE c.external_id = %s")
+
+
+@functools.cache
+def _pg_contact(codes_sql: str) -> str:
+    return f"SELECT c.id, {_pg_codes_json(codes_sql)} FROM contacts c WHERE c.external_id = %s"
 
 
 @functools.cache
