@@ -1,9 +1,10 @@
 """The statements behind a till's quote and redeem, as few as the checks allow.
 
 Every sale calls these. On PostgreSQL they are SQL text run on the connection's own psycopg
-connection (same transaction, if any), prepared on the server after a few calls: SQLAlchemy's
-execution layer costs several times the driver's own work per statement, and a till's
-redeem is nothing but a handful of small statements. Elsewhere (SQLite, the embedded
+connection (same transaction, if any): SQLAlchemy's execution layer costs several times
+the driver's own work per statement, and a till's redeem is nothing but a couple of small
+statements. They are prepared on the server from their first call, not psycopg's fifth
+(every connection of every process starts cold after a deploy). Elsewhere (SQLite, the embedded
 default) they are Core statements built once. Rows come back as plain rows with the
 columns as attributes, which is all :mod:`kaskad.loyalty.codes` and the checkout need.
 
@@ -108,7 +109,7 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None,
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
-        row = pg.execute(_PG["lock_contact"], (key, external_id)).fetchone()
+        row = pg.execute(_PG["lock_contact"], (key, external_id), prepare=True).fetchone()
     else:
         row = conn.execute(_LOCK_CONTACT, {"ext": external_id, "key": key}).first()
     if row is not None:
@@ -136,10 +137,11 @@ def read_contact(session, external_id: str, key: str, now: datetime | None = Non
         return row[0], row[1], row[2], live_lots(session, row[0], now) if now is not None else None, None
     codes_sql, codes_params = _pg_codes_of_contact(entered)
     if now is None:
-        row = pg.execute(_pg_read_contact(codes_sql, lots=False), (key, *codes_params, external_id)).fetchone()
+        row = pg.execute(_pg_read_contact(codes_sql, lots=False), (key, *codes_params, external_id), prepare=True).fetchone()
         lots = None
     else:
-        row = pg.execute(_pg_read_contact(codes_sql, lots=True), (key, *codes_params, now, now, external_id)).fetchone()
+        row = pg.execute(_pg_read_contact(codes_sql, lots=True), (key, *codes_params, now, now, external_id),
+                         prepare=True).fetchone()
         lots = [Lot(i, r) for i, r in zip(row[3] or [], row[4] or [])] if row is not None else None
     if row is None:
         return None
@@ -162,7 +164,7 @@ def contact(session, external_id: str, entered: list[str] = ()) -> tuple[int | N
         row = conn.execute(_CONTACT, {"ext": external_id}).first()
         return (row[0], row[1], None) if row else (None, False, None)
     codes_sql, codes_params = _pg_codes_of_contact(entered)
-    row = pg.execute(_pg_contact(codes_sql), (*codes_params, external_id)).fetchone()
+    row = pg.execute(_pg_contact(codes_sql), (*codes_params, external_id), prepare=True).fetchone()
     if row is None:
         return None, False, None
     codes = _split_codes(row[1], entered, row[0])
@@ -208,7 +210,7 @@ def stored_result(session, key: str) -> dict | None:
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
-        row = pg.execute(_PG["result"], (key,)).fetchone()
+        row = pg.execute(_PG["result"], (key,), prepare=True).fetchone()
         return row[0] if row else None
     return conn.execute(_RESULT, {"key": key}).scalar()
 
@@ -227,7 +229,7 @@ def codes_and_offers(session, entered: list[str], contact_id: int | None, lock: 
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
-        rows = pg.cursor(row_factory=namedtuple_row).execute(*_pg_codes(entered, contact_id)).fetchall()
+        rows = pg.cursor(row_factory=namedtuple_row).execute(*_pg_codes(entered, contact_id), prepare=True).fetchall()
     else:
         rows = conn.execute(_CODES, {"codes": entered, "cid": contact_id}).all()
     wanted = set(entered)
@@ -236,7 +238,7 @@ def codes_and_offers(session, entered: list[str], contact_id: int | None, lock: 
     if lock:
         ids = [r.id for r in found.values() if counted(r)]
         if ids and pg is not None:
-            found.update((r.code, r) for r in pg.cursor(row_factory=namedtuple_row).execute(_PG["lock_codes"], (ids,)))
+            found.update((r.code, r) for r in pg.cursor(row_factory=namedtuple_row).execute(_PG["lock_codes"], (ids,), prepare=True))
         elif ids:
             found.update((r.code, r) for r in conn.execute(_LOCK_CODES, {"ids": ids}).all())
     return found, cashback
@@ -247,7 +249,7 @@ def live_lots(session, contact_id: int, now: datetime) -> list[Row]:
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
-        return pg.cursor(row_factory=namedtuple_row).execute(_PG["live_lots"], (contact_id, now, now)).fetchall()
+        return pg.cursor(row_factory=namedtuple_row).execute(_PG["live_lots"], (contact_id, now, now), prepare=True).fetchall()
     return conn.execute(_LIVE_LOTS, {"cid": contact_id, "now": now}).all()
 
 
@@ -255,7 +257,7 @@ def balance(session, contact_id: int, now: datetime) -> Decimal:
     conn = _conn(session)
     pg = _pg(conn)
     if pg is not None:
-        return Decimal(pg.execute(_PG["balance"], (contact_id, now, now)).fetchone()[0])
+        return Decimal(pg.execute(_PG["balance"], (contact_id, now, now), prepare=True).fetchone()[0])
     return Decimal(conn.execute(_BALANCE, {"cid": contact_id, "now": now}).scalar())
 
 
@@ -282,7 +284,7 @@ def write_redeem(session, r: dict) -> int | None:
     if checked and pg is None:
         raise ValueError("the optimistic redeem's checked write is PostgreSQL's")
     if pg is not None:
-        row = pg.execute(*pg_write_redeem(r)).fetchone()
+        row = pg.execute(*pg_write_redeem(r), prepare=True).fetchone()
         return row[0] if row else None
     res_id = conn.execute(_upserts(conn.dialect.name)["reservation"], {
         "key": r["key"], "contact_id": r["contact_id"], "order_ref": r["order_ref"], "status": "reserved",
