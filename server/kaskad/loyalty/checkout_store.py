@@ -306,7 +306,7 @@ def write_redeem(session, r: dict) -> int | None:
 
 
 def pg_write_redeem(r: dict) -> tuple[str, list]:
-    """:func:`write_redeem`'s one PostgreSQL statement and its parameters (the async checkout runs it too)."""
+    """:func:`write_redeem`'s one PostgreSQL statement and its parameters."""
     checked = r.get("remaining") is not None
     params = []
     if checked:
