@@ -272,3 +272,20 @@ def test_the_code_rows_read_as_json_have_every_column_of_the_table():
 
     assert CodeRow.__struct_fields__ == tuple(c.name for c in LoyaltyCode.__table__.c)
     assert msgspec.structs.fields(CodeRow)  # a plain Struct: attribute access as on a row
+
+
+def test_a_quote_counts_only_live_points_and_names_the_balance_when_asked_for_more(api, runtime):
+    # The quote reads the balance with the contact: lots still pending or already expired do not count.
+    cid = contact(runtime.sessions, "lea")
+    with clock.travel(T0):
+        with transaction(runtime.sessions) as s:
+            ledger.earn(s, cid, 30, "live", "seed")
+            ledger.earn(s, cid, 500, "pending", "seed", available_at=T0 + timedelta(days=3))
+            ledger.earn(s, cid, 700, "expired", "seed", available_at=T0 - timedelta(days=9),
+                        expires_at=T0 - timedelta(days=1))
+        cart = {"currency": "EUR", "items": [{"sku": "A", "price": "200.00"}], "contact": "lea"}
+        q = api.post("/api/v1/checkout/quote", role="integrator", json={**cart, "points": 20}).json()
+        assert (q["points"]["balance"], q["points"]["spent"]) == ("30", "20")
+        q = api.post("/api/v1/checkout/quote", role="integrator", json={**cart, "points": 50}).json()
+        assert q["points"]["spent"] == "30"
+        assert q["rejected"] == [{"points": "50", "reason": "only 30 points can be spent: the balance is 30"}]

@@ -71,15 +71,16 @@ class Refund(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount: Annotated[Decimal | None, Meta(description="Absent: refund everything not refunded yet")] = None
 
 
-def contact_of(session, external_id: str | None, entered: list[str] = ()) -> tuple[int | None, bool, store.Codes | None]:
-    """The contact's id (None without one; an unknown one is a 404), whether it has cashback
-    offers, and the ``entered`` codes and the offers when read with it (see :func:`store.contact`)."""
+def contact_of(session, external_id: str | None, entered: list[str] = (),
+               balance_at: datetime | None = None) -> store.Contact:
+    """The contact (its id None without one; an unknown one is a 404), whether it has cashback
+    offers, and what was read with it (see :func:`store.contact`)."""
     if external_id is None:
-        return None, False, None
-    cid, offers, codes = store.contact(session, external_id, entered)
-    if cid is None:
+        return store.Contact(None, False)
+    found = store.contact(session, external_id, entered, balance_at)
+    if found.id is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
-    return cid, offers, codes
+    return found
 
 
 def _earn_for(session, cart: Cart, contact_id: int | None, rules: program.ProgramRules, paid: Decimal,
@@ -160,12 +161,14 @@ def needs_balance(cart: Cart, contact_id: int | None) -> bool:
 
 
 def read_facts(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-               offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None) -> Facts:
+               offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None,
+               balance_read: Decimal | None = None) -> Facts:
     """The facts for :func:`decide`. Locks when ``lock``: the counted codes entered, then
     the lots are read under the account lock the caller holds. ``offers`` false: the contact
     is known to have no cashback offers. ``lots_read``: the live lots read already, without
-    ``lock`` (the optimistic redeem checks them as it writes); ``codes_read``: the entered
-    codes and the offers read already, without ``lock``."""
+    ``lock`` (the optimistic redeem checks them as it writes); ``codes_read`` and
+    ``balance_read``: the entered codes and the offers, and the live balance, read already
+    without ``lock`` (a quote reads them with the contact)."""
     rules = program.load(session)
     if codes_read is not None and not lock:
         found, cashback = codes_read
@@ -178,18 +181,19 @@ def read_facts(session, cart: Cart, contact_id: int | None, at: datetime, lock: 
         if lock or lots_read is not None:  # redeem spends from these lots; the account lock keeps them as read
             lots = lots_read if lots_read is not None else store.live_lots(session, contact_id, at)
         else:
-            balance = store.balance(session, contact_id, at)
+            balance = balance_read if balance_read is not None else store.balance(session, contact_id, at)
     spend = tiers.spend_in_window(session, contact_id, rules, at) if rules.tiers and contact_id is not None else None
     return Facts(rules, found, cashback, lots, balance, uses, spend)
 
 
 def compute(session, cart: Cart, contact_id: int | None, at: datetime, lock: bool = False,
-            offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None
-            ) -> tuple[dict, dict]:
+            offers: bool = True, lots_read: list | None = None, codes_read: store.Codes | None = None,
+            balance_read: Decimal | None = None) -> tuple[dict, dict]:
     """The quote (JSON-ready) and the plan redeem carries out. Reads only (locks when ``lock``);
     see :func:`read_facts` for the arguments."""
     validate(cart)
-    return decide(cart, read_facts(session, cart, contact_id, at, lock, offers, lots_read, codes_read), contact_id, at)
+    facts = read_facts(session, cart, contact_id, at, lock, offers, lots_read, codes_read, balance_read)
+    return decide(cart, facts, contact_id, at)
 
 
 def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tuple[dict, dict]:
@@ -269,10 +273,10 @@ def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tu
             limit = whole_points(limit_money / st.point_value)
             allowed = min(spend, balance, max(limit, ZERO))
             if allowed < spend:
-                why = (f"the balance is {balance}" if balance < spend and balance <= limit
+                why = (f"the balance is {num(balance)}" if balance < spend and balance <= limit
                        else f"points may pay at most {st.max_points_percent}% of the order and discounts stop at "
-                            f"{st.max_discount_percent}%: {limit} points")
-                rejected.append({"points": num(spend), "reason": f"only {allowed} points can be spent: {why}"})
+                            f"{st.max_discount_percent}%: {num(limit)} points")
+                rejected.append({"points": num(spend), "reason": f"only {num(allowed)} points can be spent: {why}"})
                 spend = allowed
     value = money(spend * st.point_value)
     points_info["spent"], points_info["value"] = num(spend), str(value)
@@ -309,8 +313,10 @@ def decide(cart: Cart, facts: Facts, contact_id: int | None, at: datetime) -> tu
 
 
 def quote(session, cart: Cart) -> dict:
-    contact_id, offers, codes = contact_of(session, cart.contact, entered_codes(cart))
-    return compute(session, cart, contact_id, clock.now(), offers=offers, codes_read=codes)[0]
+    now = clock.now()
+    found = contact_of(session, cart.contact, entered_codes(cart), now if whole_points(cart.points) > 0 else None)
+    return compute(session, cart, found.id, now, offers=found.offers, codes_read=found.codes,
+                   balance_read=found.balance)[0]
 
 
 def redeem(session, req: Redeem, optimistic: bool = False) -> dict | None:

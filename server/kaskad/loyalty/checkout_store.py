@@ -114,7 +114,7 @@ def lock_contact(session, external_id: str, key: str) -> tuple[int, dict | None,
         row = conn.execute(_LOCK_CONTACT, {"ext": external_id, "key": key}).first()
     if row is not None:
         return row[0], row[1], row[2]
-    cid, offers, _ = contact(session, external_id)
+    cid, offers, _, _ = contact(session, external_id)
     if cid is None:
         raise LoyaltyError("unknown_contact", f"no contact with external_id {external_id!r}", 404)
     conn.execute(_upserts(conn.dialect.name)["account"], {"cid": cid})  # the first loyalty call for this contact
@@ -154,21 +154,34 @@ class Lot(NamedTuple):
     remaining: Decimal
 
 
-def contact(session, external_id: str, entered: list[str] = ()) -> tuple[int | None, bool, Codes | None]:
-    """The contact's id by external id (None if unknown), whether it has cashback offers,
-    and on PostgreSQL, read in the same statement, the ``entered`` codes and the offers as
-    :func:`codes_and_offers` returns them without a lock (None elsewhere)."""
+class Contact(NamedTuple):
+    """What :func:`contact` reads: the id (None if unknown), whether it has cashback offers,
+    and on PostgreSQL, read in the same statement, the entered codes and the offers as
+    :func:`codes_and_offers` returns them without a lock, and the live balance when asked
+    (None elsewhere: the caller reads them)."""
+    id: int | None
+    offers: bool
+    codes: Codes | None = None
+    balance: Decimal | None = None
+
+
+def contact(session, external_id: str, entered: list[str] = (), balance_at: datetime | None = None) -> Contact:
+    """The contact by external id; with ``balance_at``, its live balance then (see :class:`Contact`)."""
     conn = _conn(session)
     pg = _pg(conn)
     if pg is None:
         row = conn.execute(_CONTACT, {"ext": external_id}).first()
-        return (row[0], row[1], None) if row else (None, False, None)
+        return Contact(row[0], row[1]) if row else Contact(None, False)
     codes_sql, codes_params = _pg_codes_of_contact(entered)
-    row = pg.execute(_pg_contact(codes_sql), (*codes_params, external_id), prepare=True).fetchone()
+    if balance_at is None:
+        row = pg.execute(_pg_contact(codes_sql, False), (*codes_params, external_id), prepare=True).fetchone()
+    else:
+        row = pg.execute(_pg_contact(codes_sql, True), (*codes_params, balance_at, balance_at, external_id),
+                         prepare=True).fetchone()
     if row is None:
-        return None, False, None
+        return Contact(None, False)
     codes = _split_codes(row[1], entered, row[0])
-    return row[0], bool(codes[1]), codes
+    return Contact(row[0], bool(codes[1]), codes, Decimal(row[2]) if balance_at is not None else None)
 
 
 class CodeRow(msgspec.Struct, frozen=True):
@@ -407,8 +420,11 @@ def _pg_read_contact(codes_sql: str, lots: bool) -> str:
 
 
 @functools.cache
-def _pg_contact(codes_sql: str) -> str:
-    return f"SELECT c.id, {_pg_codes_json(codes_sql)} FROM contacts c WHERE c.external_id = %s"
+def _pg_contact(codes_sql: str, balance: bool) -> str:
+    """:func:`contact`'s statement; with ``balance`` the live balance as :func:`balance` reads it."""
+    live = (f", (SELECT coalesce(sum(remaining), 0) FROM loyalty_lots "
+            f"WHERE {_LIVE_SQL.replace('CAST(%s AS bigint)', 'c.id')})") if balance else ""
+    return f"SELECT c.id, {_pg_codes_json(codes_sql)}{live} FROM contacts c WHERE c.external_id = %s"
 
 
 @functools.cache
