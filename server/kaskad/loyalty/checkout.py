@@ -400,10 +400,10 @@ def redemption(req: Redeem, key: str, contact_id: int | None, q: dict, plan: dic
     taken += [(c, Decimal(g["amount"])) for c, g in zip(plan["gift_cards"], plan["gifts"])]
     if plan["referral"] is not None:
         taken.append((plan["referral"], ZERO))
-    result = {"status": "reserved", **q}
+    result = store.redeemed(q)
     return result, {
         "key": req.idempotency_key, "op_key": key, "contact_id": contact_id, "order_ref": req.order_id, "quote": q,
-        "result": result, "net": plan["net"], "points_spent": plan["spend"],
+        "net": plan["net"], "points_spent": plan["spend"],
         "reason": f"checkout {req.idempotency_key}"[:120], "now": now, "spends": spends,
         "uses": [{"code_id": c.id, "amount": amount} for c, amount in taken],
         "counted": [{"code_id": c.id, "taken": amount if c.kind == "gift_card" else ZERO, "uses": c.uses,

@@ -276,12 +276,12 @@ def balance(session, contact_id: int, now: datetime) -> Decimal:
 
 def write_redeem(session, r: dict) -> int | None:
     """Write a checked redeem: the reservation (its unique ``key`` settles two first calls
-    racing), the operation with its ``result`` (plus the reservation id), the spends from
+    racing), the operation with its result (:func:`redeemed` and the reservation id), the spends from
     each lot with their ledger entries, the code uses and the counted codes' uses and
     balances. Returns the reservation id, or None when a reservation with this key exists
     (then nothing was written).
 
-    ``r`` has: key, op_key, contact_id, order_ref, quote, result, net, points_spent, reason, now,
+    ``r`` has: key, op_key, contact_id, order_ref, quote, net, points_spent, reason, now,
     spends ``[{"lot", "part"}]``, uses ``[{"code_id", "amount"}]``, counted ``[{"code_id", "taken",
     "uses", "balance"}]`` and ``remaining`` (``{lot id: remaining}`` or None).
     On PostgreSQL this is one statement; elsewhere one per table.
@@ -305,7 +305,7 @@ def write_redeem(session, r: dict) -> int | None:
     if res_id is None:
         return None
     op_id = conn.execute(_OPERATION, {"key": r["op_key"], "kind": "redeem", "contact_id": r["contact_id"],
-                                      "result": {"reservation": res_id, **r["result"]}, "created_at": r["now"]}).scalar_one()
+                                      "result": {"reservation": res_id, **redeemed(r["quote"])}, "created_at": r["now"]}).scalar_one()
     if r["spends"]:
         conn.execute(_SPEND_LOT, r["spends"])
         conn.execute(_ENTRY, [{"contact_id": r["contact_id"], "lot_id": s["lot"], "operation_id": op_id, "kind": "spend",
@@ -316,6 +316,13 @@ def write_redeem(session, r: dict) -> int | None:
     if r["counted"]:
         conn.execute(_COUNT_USE, r["counted"])
     return res_id
+
+
+def redeemed(quote: dict) -> dict:
+    """What a redeem answers (less the reservation id) and stores as its operation's result
+    (with it): the quote, reserved. On PostgreSQL the statement builds the stored one from the
+    reservation's quote (``jsonb_build_object(…) || quote``) rather than take the quote twice."""
+    return {"status": "reserved", **quote}
 
 
 def pg_write_redeem(r: dict) -> tuple[str, list]:
@@ -330,7 +337,7 @@ def pg_write_redeem(r: dict) -> tuple[str, list]:
         for c in r["counted"]:
             params += (c["code_id"], c["uses"], c["balance"])
     params += [r["key"], r["contact_id"], r["order_ref"], _json(r["quote"]), r["net"], r["points_spent"], r["now"],
-               r["op_key"], _json(r["result"]), r["reason"]]
+               r["op_key"], r["reason"]]
     for s in r["spends"]:
         params += (s["lot"], s["part"])
     for u in r["uses"]:
@@ -481,10 +488,11 @@ def _pg_redeem(spends: int, uses: int, counted: int, checked: bool = False, acco
                                       refunded_amount, points_restored, points_reversed, gift_restored, created_at)
     {rows}
     ON CONFLICT (key) DO NOTHING
-    RETURNING id, contact_id, created_at
+    RETURNING id, contact_id, quote, created_at
 ), op AS (
     INSERT INTO loyalty_operations (key, kind, contact_id, result, created_at)
-    SELECT %s, 'redeem', res.contact_id, jsonb_build_object('reservation', res.id) || CAST(%s AS jsonb), res.created_at
+    SELECT %s, 'redeem', res.contact_id, jsonb_build_object('reservation', res.id, 'status', 'reserved') || res.quote,
+           res.created_at
     FROM res
     RETURNING id, contact_id, created_at, CAST(%s AS varchar) AS reason
 )"""]
