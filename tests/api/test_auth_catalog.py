@@ -51,3 +51,24 @@ def test_openapi_is_served(client):
     r = client.get("/schema/openapi.json")
     assert r.status_code == 200
     assert "/api/v1/catalog" in r.json()["paths"]
+
+
+def test_checkout_takes_integrator_and_admin_tokens_only_and_a_refusal_changes_nothing(api, runtime):
+    # The checkout's routes check the role in the token middleware (role_opt), not a guard.
+    from sqlalchemy import func, select
+
+    from kaskad.loyalty.models import Reservation
+
+    cart = {"currency": "EUR", "items": [{"sku": "A", "price": "10.00"}]}
+    r = api.post("/api/v1/checkout/redeem", role="marketer", json={**cart, "idempotency_key": "m-1"})
+    assert r.status_code == 403
+    assert r.json()["detail"] == "a marketer token cannot do this; it needs one of: admin, integrator"
+    assert api.post("/api/v1/checkout/quote", role="marketer", json=cart).status_code == 403
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Reservation)) == 0
+    for role in ("integrator", "admin"):
+        r = api.post("/api/v1/checkout/redeem", role=role, json={**cart, "idempotency_key": f"{role}-1"})
+        assert r.status_code == 200, r.text
+    # a guarded route still refuses the same way
+    r = api.put("/api/v1/loyalty/program", role="integrator", json={})
+    assert r.status_code == 403 and "needs one of: admin, marketer" in r.json()["detail"]

@@ -55,6 +55,9 @@ def create_app(runtime: Runtime) -> Litestar:
     for module in _route_modules():
         api_handlers.extend(getattr(module, "routes", []))
         public_handlers.extend(getattr(module, "public_routes", []))
+    for handler in public_handlers:
+        if "roles" in (handler.opt or {}):  # role_opt is checked by TokenAuth, which public routes do not pass
+            raise RuntimeError(f"public route {handler.paths} names roles: mount it under /api/v1 instead")
     api = Router(
         path="/api/v1",
         route_handlers=api_handlers,

@@ -20,7 +20,7 @@ from litestar import post
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import OperationalError
 
-from kaskad.api.auth import INTEGRATOR
+from kaskad.api.auth import role_opt
 from kaskad.api.threads import checkout_threads
 from kaskad.loyalty import checkout
 from kaskad.loyalty.ledger import LoyaltyError
@@ -51,7 +51,7 @@ def run(runtime: Runtime, fn, *args, read_only: bool = False, core: bool = False
     raise AssertionError("unreachable")
 
 
-_post = functools.partial(post, guards=[INTEGRATOR], status_code=200, tags=["checkout"])
+_post = functools.partial(post, opt=role_opt("integrator"), status_code=200, tags=["checkout"])
 _thread = checkout_threads.run  # async handlers: their blocking work hops to a thread cheaper than sync_to_thread
 
 
