@@ -289,3 +289,31 @@ def test_a_quote_counts_only_live_points_and_names_the_balance_when_asked_for_mo
         q = api.post("/api/v1/checkout/quote", role="integrator", json={**cart, "points": 50}).json()
         assert q["points"]["spent"] == "30"
         assert q["rejected"] == [{"points": "50", "reason": "only 30 points can be spent: the balance is 30"}]
+
+
+def test_partial_refunds_give_each_lot_back_exactly_what_the_order_took(api, runtime):
+    # An order spends 28 points: 15 from the lot expiring soonest, 13 from the one that never
+    # expires. Half a refund, then the rest: each lot ends where it was before the order.
+    from kaskad.loyalty.models import PointLot
+
+    cid = contact(runtime.sessions, "max")
+    with clock.travel(T0):
+        with transaction(runtime.sessions) as s:
+            ledger.earn(s, cid, 13, "forever", "seed")
+            ledger.earn(s, cid, 15, "soon", "seed", expires_at=T0 + timedelta(days=10))
+            before = {lot.id: lot.remaining for lot in s.query(PointLot).filter_by(contact_id=cid)}
+        cart = {"currency": "EUR", "items": [{"sku": "A", "price": "127.00"}], "contact": "max", "points": 28}
+        red = api.post("/api/v1/checkout/redeem", role="integrator", json={**cart, "idempotency_key": "max-1"}).json()
+        assert red["points"]["spent"] == "28", red
+        rid = red["reservation"]
+        assert api.post("/api/v1/checkout/confirm", role="integrator", json={"reservation": rid}).status_code == 200
+        half = api.post("/api/v1/checkout/refund", role="integrator",
+                        json={"reservation": rid, "idempotency_key": "max-r1", "amount": "49.50"}).json()
+        assert half["points_returned"] == "14", half
+        rest = api.post("/api/v1/checkout/refund", role="integrator",
+                        json={"reservation": rid, "idempotency_key": "max-r2"}).json()
+        assert (rest["status"], rest["points_returned"]) == ("refunded", "14"), rest
+        with transaction(runtime.sessions) as s:
+            after = {lot.id: lot.remaining for lot in s.query(PointLot).filter_by(contact_id=cid, reason="seed")}
+            assert after == before
+            check_invariants(s, cid)

@@ -545,7 +545,7 @@ def refund(session, req: Refund) -> dict:
             unrecovered = target - res.points_reversed
             target = res.points_spent if full else whole_points(res.points_spent * share)
             back = ledger.put_back(session, op, res.quote["points"].get("lots", []), target - res.points_restored,
-                                   f"refund {res.id}")
+                                   f"refund {res.id}", already=res.points_restored)
             res.points_restored += back
             out.update(points_reversed=num(took), points_returned=num(back), unrecovered=num(unrecovered))
         gifts = []

@@ -216,16 +216,25 @@ def take(session, op: Operation, contact_id: int, points: Decimal, reason: str) 
     return taken
 
 
-def put_back(session, op: Operation, taken: list[list], points: Decimal, reason: str) -> Decimal:
+def put_back(session, op: Operation, taken: list[list], points: Decimal, reason: str,
+             already: Decimal = ZERO) -> Decimal:
     """Give back up to ``points`` of an earlier :func:`take` into the lots they came from
-    (latest-expiring first, so what is given back lives longest). Returns what was put back."""
+    (latest-expiring first, so what is given back lives longest). ``already``: what earlier
+    calls for the same take gave back (partial refunds), which filled the lots in the same
+    order, so no lot gets back more than was taken from it. Returns what was put back."""
     now = clock.now()
-    left = points
+    left, skip = points, already
     for lot_id, part in reversed(taken):
         if left <= 0:
             break
+        room = Decimal(part)
+        skipped = min(room, skip)
+        skip -= skipped
+        room -= skipped
+        if room <= 0:
+            continue
         lot = session.get(PointLot, lot_id)
-        back = min(Decimal(part), left)
+        back = min(room, left)
         lot.remaining += back
         left -= back
         _entry(session, op, lot, "reverse_spend", back, reason, now)
