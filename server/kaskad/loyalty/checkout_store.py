@@ -378,12 +378,8 @@ def _pg_codes(entered: list[str], contact_id: int | None) -> tuple[str, list]:
     the same plan as a custom one, which the prepared statement then keeps."""
     where, params = [], []
     if entered:
-        if len(entered) <= _FEW_CODES:
-            where.append(_codes_in(len(entered)))
-            params += entered
-        else:
-            where.append("code = ANY(CAST(%s AS text[]))")
-            params.append(entered)
+        condition, params = _entered(entered)
+        where.append(condition)
     if contact_id is not None:
         where.append("(contact_id = CAST(%s AS bigint) AND kind = 'cashback')")
         params.append(contact_id)
@@ -393,14 +389,21 @@ def _pg_codes(entered: list[str], contact_id: int | None) -> tuple[str, list]:
 _FEW_CODES = 8
 
 
+def _entered(entered: list[str], table: str = "") -> tuple[str, list]:
+    """The condition on the codes' ``code`` column for the entered codes (``table`` its
+    qualifier, e.g. ``"k."``), and its parameters: one each up to :data:`_FEW_CODES`."""
+    if len(entered) <= _FEW_CODES:
+        return table + _codes_in(len(entered)), list(entered)
+    return f"{table}code = ANY(CAST(%s AS text[]))", [list(entered)]
+
+
 def _pg_codes_of_contact(entered: list[str]) -> tuple[str, list]:
-    """The condition on ``loyalty_codes k`` for the entered codes and the offers of the contact
-    ``c`` (the statement's), and its parameters."""
+    """The condition on ``loyalty_codes k`` for the entered codes, to be followed by the offers
+    of the contact ``c`` (the statement's), and its parameters."""
     if not entered:
         return "", []
-    if len(entered) <= _FEW_CODES:
-        return "k." + _codes_in(len(entered)) + " OR ", list(entered)
-    return "k.code = ANY(CAST(%s AS text[])) OR ", [list(entered)]
+    condition, params = _entered(entered, "k.")
+    return condition + " OR ", params
 
 
 @functools.cache
