@@ -33,7 +33,7 @@ def jobs(monkeypatch):
 def restart(runtime) -> None:
     """What a new scheduler process starts with: no job run in it yet, nothing read from the database."""
     for job in periodic.JOBS.values():
-        job.last_run = 0.0
+        job.last_run = None
     runtime.extras.pop("periodic_runs", None)
 
 
@@ -81,3 +81,12 @@ def test_force_runs_every_job_whatever_was_recorded(runtime, jobs):
     restart(runtime)
     assert periodic.run_due(runtime, clock.now(), force=True) == ["t.hourly"]
     assert jobs == ["hourly", "broken", "hourly", "broken"]
+
+
+def test_a_scheduler_started_just_after_boot_runs_every_job(runtime, jobs, monkeypatch):
+    """time.monotonic() counts from the machine's boot: ten minutes after a reboot it reads 600,
+    and a job that has never run in the process is due all the same."""
+    monkeypatch.setattr(periodic.time, "monotonic", lambda: 600.0)
+    assert periodic.run_due(runtime, clock.now()) == ["t.hourly"]
+    assert jobs == ["hourly", "broken"]
+    assert periodic.run_due(runtime, clock.now()) == [] and len(jobs) == 2  # and not again until due

@@ -22,7 +22,7 @@ class Job:
     name: str
     seconds: float
     fn: Callable[[Any, datetime], Any]
-    last_run: float = 0.0
+    last_run: float | None = None  # time.monotonic() of its last run in this process; None: not run yet
 
 
 JOBS: dict[str, Job] = {}
@@ -51,7 +51,9 @@ def run_due(runtime: Any, now: datetime, force: bool = False) -> list[str]:
     recorded = _recorded(runtime)
     for job in list(JOBS.values()):
         if not force:
-            if mono - job.last_run < job.seconds:
+            # monotonic time counts from the machine's boot, not from 0 at this process's start:
+            # a job that has not run in this process is due whatever the clock reads
+            if job.last_run is not None and mono - job.last_run < job.seconds:
                 continue
             at = recorded.get(job.name)
             if at is not None and (ago := time.time() - at) < job.seconds:
