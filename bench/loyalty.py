@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -96,16 +97,19 @@ def cart(rng: random.Random, contacts: int) -> dict:
     return {"items": items, "currency": "EUR", "contact": f"c{i}", "codes": codes, "points": points}
 
 
-async def _client(host: str, port: int, requests: list[bytes], stop: float, tally: dict) -> None:
+async def _client(host: str, port: int, requests: list[tuple[bytes, bytes]], keys, stop: float, tally: dict) -> None:
     """One keep-alive HTTP/1.1 connection sending ``requests`` in turn until ``stop``.
     Raw asyncio streams, not an HTTP library: the load generator shares the box's two
-    cores with the server, and a light client leaves them to the server."""
+    cores with the server, and a light client leaves them to the server. A request is sent
+    as its two halves with a fresh idempotency key from ``keys`` between them (nothing, for
+    a quote): the carts come round again in a long run, a key never does."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         i = 0
         while time.monotonic() < stop:
             t = time.perf_counter()
-            writer.write(requests[i % len(requests)])
+            head, tail = requests[i % len(requests)]
+            writer.write(head + next(keys) + tail if tail else head)
             i += 1
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -122,27 +126,40 @@ async def _client(host: str, port: int, requests: list[bytes], stop: float, tall
         writer.close()
 
 
-def requests_for(path: str, token: str, port: int, n: int, contacts: int, seed_: int) -> list[bytes]:
+KEY = "k" * 16  # where a redeem's idempotency key goes: as long as the keys sent in its place
+
+
+def fresh_keys():
+    """Idempotency keys never sent before: a random prefix for this run, then a counter (16 characters)."""
+    prefix = secrets.token_hex(4).encode()
+    return (prefix + b"%08x" % n for n in itertools.count())
+
+
+def requests_for(path: str, token: str, port: int, n: int, contacts: int, seed_: int) -> list[tuple[bytes, bytes]]:
+    """``n`` requests as the bytes before and after the idempotency key (``b""`` after, for a quote)."""
     rng = random.Random(seed_)
     out = []
     for _ in range(n):
         body = cart(rng, contacts)
         if path.endswith("redeem"):
-            body["idempotency_key"] = secrets.token_hex(8)
+            body["idempotency_key"] = KEY
         data = json.dumps(body).encode()
-        out.append(f"POST /api/v1{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        request = (f"POST /api/v1{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        head, _, tail = request.partition(KEY.encode())
+        out.append((head, tail))
     return out
 
 
-def drive(ports: list[int], reqs: list[list[bytes]], seconds: float) -> tuple[int, int, list[float]]:
-    """One connection per list of requests (carts with fresh idempotency keys), for ``seconds``."""
+def drive(ports: list[int], reqs: list[list[tuple[bytes, bytes]]], seconds: float) -> tuple[int, int, list[float]]:
+    """One connection per list of requests (carts; each redeem sent with a fresh idempotency key), for ``seconds``."""
     tally = {"ok": 0, "bad": 0, "lat": []}
     clients = len(reqs)
+    keys = fresh_keys()
 
     async def run():
         stop = time.monotonic() + seconds
-        await asyncio.gather(*(_client("127.0.0.1", ports[n % len(ports)], reqs[n], stop, tally) for n in range(clients)))
+        await asyncio.gather(*(_client("127.0.0.1", ports[n % len(ports)], reqs[n], keys, stop, tally) for n in range(clients)))
 
     asyncio.run(run())
     return tally["ok"], tally["bad"], sorted(tally["lat"])
@@ -211,8 +228,7 @@ def main() -> int:
         for path in [f"/checkout/{c.strip()}" for c in args.calls.split(",")]:
             reqs = [requests_for(path, token, ports[n % len(ports)], 3000, args.contacts, secrets.randbits(32))
                     for n in range(args.clients)]
-            drive(ports, [r[:100] for r in reqs], 2)  # warm up (with keys the measured run does not send)
-            reqs = [r[100:] for r in reqs]
+            drive(ports, reqs, 2)  # warm up
             if args.statements:
                 statements(pg, "reset")
             cpu = [sum(tree_cpu_seconds(sv.pid) for sv in servers), tree_cpu_seconds(pg.proc.pid), time.process_time()]

@@ -23,3 +23,26 @@ def test_the_documented_bench_command_runs(tmp_path):
     assert [line.split()[0] for line in lines] == ["/checkout/quote", "/checkout/redeem"]
     assert all("(0 refused)" in line for line in lines), r.stdout
     assert "--workers 2" in r.stdout  # what a deployment on this box runs
+
+
+def test_a_long_run_sends_every_redeem_with_a_key_of_its_own():
+    """The carts come round again when a run outlasts them; a repeated idempotency key would be
+    answered from the stored result and make the redeem look cheaper than it is."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_loyalty", ROOT / "bench" / "loyalty.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    requests = bench.requests_for("/checkout/redeem", "t", 8000, 3, 40, 7)
+    keys = bench.fresh_keys()
+    sent = [head + next(keys) + tail for _ in range(4) for head, tail in requests]  # each cart four times
+    bodies = []
+    for raw in sent:
+        head, body = raw.split(b"\r\n\r\n", 1)
+        assert int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(body)
+        bodies.append(json.loads(body))
+    assert len({b["idempotency_key"] for b in bodies}) == 12
+    assert [b["items"] for b in bodies[:3]] == [b["items"] for b in bodies[3:6]]
+    quote = bench.requests_for("/checkout/quote", "t", 8000, 1, 40, 7)[0]
+    assert quote[1] == b"" and "idempotency_key" not in json.loads(quote[0].split(b"\r\n\r\n", 1)[1])
